@@ -1,0 +1,42 @@
+/**
+ * The one small interface every object store implements. Names are relative
+ * to the repository root ("config", "keys/<id>", "data/ab/<id>", ...), always
+ * with forward slashes and never starting with "/".
+ */
+export interface ObjectInfo {
+  name: string;
+  size: number;
+  /** Last modification time in ms since the epoch (0 when the store does not say). */
+  mtimeMs: number;
+}
+
+export type ByteRange =
+  | { offset: number; length?: number } // bytes [offset, offset+length) (to the end without length)
+  | { suffix: number }; // the last `suffix` bytes
+
+export interface PutOptions {
+  /** Create only: fail with AlreadyExistsError if the object exists (If-None-Match: *). */
+  ifNoneMatch?: boolean;
+}
+
+export interface Storage {
+  /** Human-readable location for messages; never contains credentials. */
+  readonly location: string;
+  /** True when put({ifNoneMatch}) is atomic on this store. */
+  readonly supportsConditionalPut: boolean;
+  /** Whole object or a byte range. Throws NotFoundError when absent. */
+  get(name: string, range?: ByteRange): Promise<Buffer>;
+  /** Writes the whole object atomically (readers see all of it or nothing). */
+  put(name: string, data: Buffer, opts?: PutOptions): Promise<void>;
+  /** Every object whose name starts with prefix (e.g. "index/"), in no particular order. */
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+  /** Idempotent: deleting a missing object is not an error. */
+  delete(name: string): Promise<void>;
+  /** null when absent. */
+  stat(name: string): Promise<ObjectInfo | null>;
+  /** Checks that the store itself is there (bucket exists / directory exists). */
+  exists(): Promise<boolean>;
+  /** Creates the bucket/directory if needed (used by init). */
+  create(): Promise<void>;
+  close(): Promise<void>;
+}
