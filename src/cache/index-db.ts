@@ -1,0 +1,207 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { IndexFile } from '../repo/formats.js';
+
+/**
+ * The local SQLite mirror of a repository's index files and snapshot list. It is only a cache:
+ * everything in it is re-read from the repository when missing, and the file may be deleted at
+ * any time. Memory stays flat: lookups go to SQLite, nothing loads the whole index into JS.
+ */
+export type BlobTypeCode = 0 | 1; // 0 data, 1 tree
+
+export interface BlobLocation {
+  packId: string;
+  type: BlobTypeCode;
+  offset: number;
+  length: number;
+  rawLength: number;
+}
+
+export interface CacheStats {
+  indexFiles: number;
+  packs: number;
+  blobs: number;
+  snapshots: number;
+  dbBytes: number;
+}
+
+const SCHEMA_VERSION = '1';
+
+export class IndexDb {
+  private readonly db: Database.Database;
+  private readonly stmts;
+
+  private constructor(
+    readonly file: string,
+    db: Database.Database,
+  ) {
+    this.db = db;
+    this.stmts = {
+      lookup: db.prepare<[Buffer], { packId: string; type: BlobTypeCode; offset: number; length: number; rawLength: number }>(
+        `SELECT pack_id AS packId, type, offset, length, raw_length AS rawLength FROM blobs WHERE id = ?`,
+      ),
+      has: db.prepare<[Buffer], { one: number }>(`SELECT 1 AS one FROM blobs WHERE id = ? LIMIT 1`),
+      indexIds: db.prepare<[], { id: string }>(`SELECT id FROM index_files`),
+      insertIndex: db.prepare(`INSERT OR REPLACE INTO index_files (id, superseded) VALUES (?, ?)`),
+      insertSupersedes: db.prepare(`INSERT OR IGNORE INTO supersedes (index_id, superseded_id) VALUES (?, ?)`),
+      insertPack: db.prepare(`INSERT OR REPLACE INTO packs (index_id, pack_id, type, size) VALUES (?, ?, ?, ?)`),
+      insertBlob: db.prepare(
+        `INSERT INTO blobs (id, index_id, pack_id, type, offset, length, raw_length) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      dropBlobs: db.prepare(`DELETE FROM blobs WHERE index_id = ?`),
+      dropPacks: db.prepare(`DELETE FROM packs WHERE index_id = ?`),
+      dropIndex: db.prepare(`DELETE FROM index_files WHERE id = ?`),
+      dropSupersedes: db.prepare(`DELETE FROM supersedes WHERE index_id = ?`),
+      supersededLive: db.prepare<[], { id: string }>(
+        `SELECT DISTINCT s.superseded_id AS id FROM supersedes s JOIN index_files i ON i.id = s.superseded_id WHERE i.superseded = 0`,
+      ),
+      markSuperseded: db.prepare(`UPDATE index_files SET superseded = 1 WHERE id = ?`),
+      packIds: db.prepare<[], { id: string; type: BlobTypeCode; size: number }>(
+        `SELECT pack_id AS id, MIN(type) AS type, MAX(size) AS size FROM packs GROUP BY pack_id`,
+      ),
+      snapshotIds: db.prepare<[], { id: string }>(`SELECT id FROM snapshots`),
+      snapshotJson: db.prepare<[string], { json: string }>(`SELECT json FROM snapshots WHERE id = ?`),
+      allSnapshots: db.prepare<[], { id: string; json: string }>(`SELECT id, json FROM snapshots ORDER BY time, id`),
+      insertSnapshot: db.prepare(`INSERT OR REPLACE INTO snapshots (id, time, json) VALUES (?, ?, ?)`),
+      dropSnapshot: db.prepare(`DELETE FROM snapshots WHERE id = ?`),
+      count: (table: string) => db.prepare<[], { n: number }>(`SELECT COUNT(*) AS n FROM ${table}`),
+    };
+  }
+
+  /** Opens (creating when needed) the cache database in `dir`. A broken file is replaced. */
+  static open(dir: string): IndexDb {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const file = path.join(dir, 'index.db');
+    try {
+      return new IndexDb(file, IndexDb.openDb(file));
+    } catch {
+      // a cache can always be rebuilt: drop a damaged or incompatible file and start again
+      for (const f of [file, `${file}-wal`, `${file}-shm`]) fs.rmSync(f, { force: true });
+      return new IndexDb(file, IndexDb.openDb(file));
+    }
+  }
+
+  private static openDb(file: string): Database.Database {
+    const db = new Database(file);
+    try {
+      fs.chmodSync(file, 0o600);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.pragma('busy_timeout = 10000');
+      db.exec(`
+        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS index_files (id TEXT PRIMARY KEY, superseded INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE IF NOT EXISTS supersedes (index_id TEXT NOT NULL, superseded_id TEXT NOT NULL,
+          PRIMARY KEY (index_id, superseded_id));
+        CREATE TABLE IF NOT EXISTS packs (index_id TEXT NOT NULL, pack_id TEXT NOT NULL, type INTEGER NOT NULL,
+          size INTEGER NOT NULL, PRIMARY KEY (index_id, pack_id));
+        CREATE TABLE IF NOT EXISTS blobs (id BLOB NOT NULL, index_id TEXT NOT NULL, pack_id TEXT NOT NULL,
+          type INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL, raw_length INTEGER NOT NULL);
+        CREATE INDEX IF NOT EXISTS blobs_by_id ON blobs (id);
+        CREATE INDEX IF NOT EXISTS blobs_by_index ON blobs (index_id);
+        CREATE TABLE IF NOT EXISTS snapshots (id TEXT PRIMARY KEY, time TEXT NOT NULL, json TEXT NOT NULL);
+      `);
+      const v = db.prepare<[], { value: string }>(`SELECT value FROM meta WHERE key = 'schema'`).get();
+      if (!v) db.prepare(`INSERT INTO meta (key, value) VALUES ('schema', ?)`).run(SCHEMA_VERSION);
+      else if (v.value !== SCHEMA_VERSION) throw new Error(`cache schema ${v.value} is not ${SCHEMA_VERSION}`);
+      return db;
+    } catch (e) {
+      db.close();
+      throw e;
+    }
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  /** Ids of the index files the cache holds (live and superseded). */
+  indexIds(): Set<string> {
+    return new Set(this.stmts.indexIds.all().map((r) => r.id));
+  }
+
+  /**
+   * Applies a sync step atomically: adds newly read index files, forgets ones no longer in the
+   * repository, and hides the blobs of index files that a live one supersedes.
+   */
+  applyIndexChanges(added: Array<{ id: string; file: IndexFile }>, removed: Iterable<string>): void {
+    const s = this.stmts;
+    this.db.transaction(() => {
+      for (const id of removed) {
+        s.dropBlobs.run(id);
+        s.dropPacks.run(id);
+        s.dropSupersedes.run(id);
+        s.dropIndex.run(id);
+      }
+      for (const { id, file } of added) {
+        s.insertIndex.run(id, 0);
+        for (const sup of file.supersedes) s.insertSupersedes.run(id, sup);
+        for (const p of file.packs) {
+          const type = p.type === 'data' ? 0 : 1;
+          s.insertPack.run(id, p.id, type, p.size);
+          for (const b of p.blobs) {
+            s.insertBlob.run(Buffer.from(b.id, 'hex'), id, p.id, type, b.offset, b.length, b.raw_length);
+          }
+        }
+      }
+      for (const { id } of s.supersededLive.all()) {
+        s.dropBlobs.run(id);
+        s.dropPacks.run(id);
+        s.markSuperseded.run(id);
+      }
+    })();
+  }
+
+  /** Every location of a blob (it may sit in several packs). */
+  lookup(id: Buffer): BlobLocation[] {
+    return this.stmts.lookup.all(id);
+  }
+
+  has(id: Buffer): boolean {
+    return this.stmts.has.get(id) !== undefined;
+  }
+
+  /** Every pack some live index file names. */
+  packs(): Array<{ id: string; type: BlobTypeCode; size: number }> {
+    return this.stmts.packIds.all();
+  }
+
+  snapshotIds(): Set<string> {
+    return new Set(this.stmts.snapshotIds.all().map((r) => r.id));
+  }
+
+  snapshotJson(id: string): string | undefined {
+    return this.stmts.snapshotJson.get(id)?.json;
+  }
+
+  allSnapshots(): Array<{ id: string; json: string }> {
+    return this.stmts.allSnapshots.all();
+  }
+
+  applySnapshotChanges(added: Array<{ id: string; time: string; json: string }>, removed: Iterable<string>): void {
+    const s = this.stmts;
+    this.db.transaction(() => {
+      for (const id of removed) s.dropSnapshot.run(id);
+      for (const a of added) s.insertSnapshot.run(a.id, a.time, a.json);
+    })();
+  }
+
+  stats(): CacheStats {
+    let dbBytes = 0;
+    for (const f of [this.file, `${this.file}-wal`]) {
+      try {
+        dbBytes += fs.statSync(f).size;
+      } catch {
+        /* absent */
+      }
+    }
+    return {
+      indexFiles: this.stmts.count('index_files').get()!.n,
+      packs: this.db.prepare<[], { n: number }>(`SELECT COUNT(DISTINCT pack_id) AS n FROM packs`).get()!.n,
+      blobs: this.stmts.count('blobs').get()!.n,
+      snapshots: this.stmts.count('snapshots').get()!.n,
+      dbBytes,
+    };
+  }
+}

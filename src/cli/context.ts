@@ -1,0 +1,98 @@
+import type { Command } from 'commander';
+import { openStorage } from '../storage/open.js';
+import type { Storage } from '../storage/types.js';
+import { Repository } from '../repo/repository.js';
+import type { KdfParams } from '../repo/kdf.js';
+import { defaultKdfParams } from '../repo/kdf.js';
+import { Output } from './output.js';
+import { UsageError } from './exit-codes.js';
+import { resolvePassword } from './password.js';
+
+/** Options every command accepts (set on the root program). */
+export interface GlobalOptions {
+  repo?: string;
+  passwordFile?: string;
+  cacheDir?: string;
+  json?: boolean;
+  quiet?: boolean;
+  verbose?: number;
+}
+
+/** What a command needs from the command line and environment. */
+export class CliContext {
+  readonly out: Output;
+
+  constructor(readonly globals: GlobalOptions) {
+    this.out = new Output({ json: !!globals.json, quiet: !!globals.quiet, verbose: globals.verbose ?? 0 });
+  }
+
+  static from(cmd: Command): CliContext {
+    return new CliContext(cmd.optsWithGlobals<GlobalOptions>());
+  }
+
+  repositoryLocation(): string {
+    const loc = this.globals.repo ?? process.env.LIFEBOAT_REPOSITORY;
+    if (!loc) throw new UsageError('no repository given: use --repo or LIFEBOAT_REPOSITORY');
+    return loc;
+  }
+
+  async storage(): Promise<Storage> {
+    return openStorage(this.repositoryLocation(), {
+      onRetry: (err, attempt, delayMs) =>
+        this.out.debug(`retrying after ${err.message} (attempt ${attempt}, waiting ${Math.round(delayMs)} ms)`),
+    });
+  }
+
+  password(): Promise<string> {
+    return resolvePassword(this.globals.passwordFile);
+  }
+
+  /** Opens the repository; the caller closes it (use withRepository). */
+  async openRepository(): Promise<Repository> {
+    const storage = await this.storage();
+    try {
+      const password = await this.password();
+      return await Repository.open(storage, password, { cacheDir: this.globals.cacheDir });
+    } catch (e) {
+      await storage.close();
+      throw e;
+    }
+  }
+
+  async withRepository<T>(fn: (repo: Repository) => Promise<T>): Promise<T> {
+    const repo = await this.openRepository();
+    try {
+      return await fn(repo);
+    } finally {
+      await repo.close();
+      await repo.storage.close();
+    }
+  }
+}
+
+/** KDF options for commands that write key files (init, key add, key passwd). */
+export interface KdfCliOptions {
+  kdfMemory?: string;
+  kdfIterations?: string;
+}
+
+export function kdfFromOptions(o: KdfCliOptions): KdfParams {
+  const params = defaultKdfParams();
+  if (o.kdfMemory !== undefined) {
+    const mib = Number(o.kdfMemory);
+    if (!Number.isInteger(mib) || mib < 8 || mib > 1024) throw new UsageError('--kdf-memory must be an integer between 8 and 1024 (MiB)');
+    params.memlimit = mib * 1024 * 1024;
+  }
+  if (o.kdfIterations !== undefined) {
+    const n = Number(o.kdfIterations);
+    if (!Number.isInteger(n) || n < 1 || n > 100) throw new UsageError('--kdf-iterations must be an integer between 1 and 100');
+    params.opslimit = n;
+  }
+  return params;
+}
+
+export function addKdfOptions(cmd: Command): Command {
+  return cmd
+    .option('--kdf-memory <MiB>', 'Argon2id memory for the new key file (default 64)')
+    .option('--kdf-iterations <N>', 'Argon2id passes for the new key file (default: about 0.5 s here)');
+}

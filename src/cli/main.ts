@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+import { CommanderError } from 'commander';
+import { buildProgram } from './program.js';
+import { EXIT, exitCodeFor, oneLine } from './exit-codes.js';
+
+async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+    return EXIT.ok;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // commander already printed help, the version or its own one-line error
+      return e.exitCode === 0 ? EXIT.ok : EXIT.error;
+    }
+    process.stderr.write(`lifeboat: ${oneLine(e)}\n`);
+    if (program.opts<{ verbose?: number }>().verbose && e instanceof Error && e.stack) {
+      process.stderr.write(e.stack + '\n');
+    }
+    return exitCodeFor(e);
+  }
+}
+
+main(process.argv).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`lifeboat: ${oneLine(e)}\n`);
+    process.exitCode = EXIT.error;
+  },
+);

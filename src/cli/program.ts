@@ -1,0 +1,27 @@
+import { Command, Option } from 'commander';
+import { programVersion } from '../util/version.js';
+import { registerInit } from './commands/init.js';
+import { registerKey } from './commands/key.js';
+import { registerCat } from './commands/cat.js';
+import { registerCache } from './commands/cache.js';
+
+/** The whole command-line program; each command lives in its own file under commands/. */
+export function buildProgram(): Command {
+  const program = new Command('lifeboat')
+    .description('lifeboat: deduplicated, compressed, encrypted backups to S3-compatible storage')
+    .version(programVersion(), '-V, --version')
+    .option('-r, --repo <location>', 'repository: a directory or s3:http[s]://host[:port]/bucket[/prefix] (env LIFEBOAT_REPOSITORY)')
+    .option('-p, --password-file <file>', 'read the password from a file (env LIFEBOAT_PASSWORD_FILE, or LIFEBOAT_PASSWORD)')
+    .option('--cache-dir <dir>', 'local cache directory (env LIFEBOAT_CACHE_DIR)')
+    .option('--json', 'print results as JSON')
+    .option('-q, --quiet', 'print only results and errors')
+    .addOption(new Option('-v, --verbose', 'more diagnostics on stderr (repeatable)').argParser((_v, prev: number) => prev + 1).default(0))
+    .showHelpAfterError()
+    .configureHelp({ showGlobalOptions: true });
+
+  registerInit(program);
+  registerKey(program);
+  registerCat(program);
+  registerCache(program);
+  return program;
+}

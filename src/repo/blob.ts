@@ -1,0 +1,52 @@
+import { timingSafeEqual } from 'node:crypto';
+import { open as aeadOpen, seal } from './aead.js';
+import { decodePayload, encodePayload } from './compress.js';
+import { IntegrityError } from './errors.js';
+import { blobId } from './keys-derive.js';
+import { toHex } from '../util/hex.js';
+
+export type BlobType = 'data' | 'tree';
+
+/** A blob ready for a pack: its id, its sealed bytes and its plaintext length. */
+export interface SealedBlob {
+  id: Buffer;
+  type: BlobType;
+  sealed: Buffer;
+  rawLength: number;
+}
+
+/** id = HMAC-SHA-256(K_id, data); sealed = seal(K_enc, payload(data), AD = id) — format §5. */
+export function sealBlob(
+  keys: { encryption: Uint8Array; blobId: Uint8Array },
+  type: BlobType,
+  data: Buffer,
+  id: Buffer = blobId(keys.blobId, data),
+  level?: number,
+): SealedBlob {
+  return { id, type, sealed: seal(keys.encryption, encodePayload(data, level), id), rawLength: data.length };
+}
+
+/** Opens a sealed blob and checks that its plaintext hashes to its id. */
+export function openBlob(
+  keys: { encryption: Uint8Array; blobId: Uint8Array },
+  id: Buffer,
+  sealed: Buffer,
+  where: string,
+): Buffer {
+  const name = `blob ${toHex(id)} in ${where}`;
+  let payload: Buffer;
+  try {
+    payload = aeadOpen(keys.encryption, sealed, id);
+  } catch {
+    throw new IntegrityError(name, 'authentication failed');
+  }
+  let data: Buffer;
+  try {
+    data = decodePayload(payload);
+  } catch (e) {
+    throw new IntegrityError(name, `cannot decode payload: ${(e as Error).message}`);
+  }
+  const actual = blobId(keys.blobId, data);
+  if (!timingSafeEqual(actual, id)) throw new IntegrityError(name, 'content does not match its id');
+  return data;
+}

@@ -1,0 +1,100 @@
+import os from 'node:os';
+import { z } from 'zod';
+import { open as aeadOpen, seal, AuthError } from './aead.js';
+import { deriveKeyFromPassword, defaultKdfParams, type KdfParams } from './kdf.js';
+import { IntegrityError, UnsupportedVersionError } from './errors.js';
+import { objectAd } from './object-types.js';
+import { sha256Hex } from './hash.js';
+
+const b64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/);
+
+const keyFileSchema = z.object({
+  version: z.number().int(),
+  created: z.string(),
+  hostname: z.string(),
+  username: z.string(),
+  kdf: z.object({
+    algorithm: z.literal('argon2id13'),
+    opslimit: z.number().int().positive(),
+    memlimit: z.number().int().positive(),
+    salt: b64,
+  }),
+  data: b64,
+});
+
+export type KeyFile = z.infer<typeof keyFileSchema>;
+
+export interface EncodedKeyFile {
+  id: string;
+  bytes: Buffer;
+  file: KeyFile;
+}
+
+/** Wraps the master key under a password into a new key file. */
+export async function createKeyFile(
+  master: Uint8Array,
+  password: string,
+  params: KdfParams = defaultKdfParams(),
+): Promise<EncodedKeyFile> {
+  const kek = await deriveKeyFromPassword(password, params);
+  const file: KeyFile = {
+    version: 1,
+    created: new Date().toISOString(),
+    hostname: os.hostname(),
+    username: safeUsername(),
+    kdf: {
+      algorithm: 'argon2id13',
+      opslimit: params.opslimit,
+      memlimit: params.memlimit,
+      salt: Buffer.from(params.salt).toString('base64'),
+    },
+    data: seal(kek, master, objectAd('key')).toString('base64'),
+  };
+  const bytes = Buffer.from(JSON.stringify(file, null, 2) + '\n', 'utf8');
+  return { id: sha256Hex(bytes), bytes, file };
+}
+
+/** Parses a key file's bytes, checking that they match their name. */
+export function parseKeyFile(name: string, bytes: Buffer): KeyFile {
+  const id = name.slice(name.lastIndexOf('/') + 1);
+  if (sha256Hex(bytes) !== id) throw new IntegrityError(name, 'content does not match its name (SHA-256)');
+  let json: unknown;
+  try {
+    json = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new IntegrityError(name, 'not valid JSON');
+  }
+  const r = keyFileSchema.safeParse(json);
+  if (!r.success) {
+    const v = (json as { version?: unknown } | null)?.version;
+    if (typeof v === 'number' && v !== 1) throw new UnsupportedVersionError(`key file ${name}`, v);
+    throw new IntegrityError(name, `malformed key file (${r.error.issues[0]?.path.join('.') ?? '?'})`);
+  }
+  if (r.data.version !== 1) throw new UnsupportedVersionError(`key file ${name}`, r.data.version);
+  return r.data;
+}
+
+/** The master key if the password opens this key file, else null. */
+export async function unwrapMasterKey(file: KeyFile, password: string): Promise<Buffer | null> {
+  const params: KdfParams = {
+    opslimit: file.kdf.opslimit,
+    memlimit: file.kdf.memlimit,
+    salt: Buffer.from(file.kdf.salt, 'base64'),
+  };
+  const kek = await deriveKeyFromPassword(password, params);
+  try {
+    const master = aeadOpen(kek, Buffer.from(file.data, 'base64'), objectAd('key'));
+    return master.length === 32 ? master : null;
+  } catch (e) {
+    if (e instanceof AuthError) return null;
+    throw e;
+  }
+}
+
+function safeUsername(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return String(process.getuid?.() ?? '');
+  }
+}

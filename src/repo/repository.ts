@@ -1,0 +1,461 @@
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Storage } from '../storage/types.js';
+import { StorageError } from '../storage/errors.js';
+import { IndexDb } from '../cache/index-db.js';
+import { toHex, isHexId } from '../util/hex.js';
+import { deriveSubkeys, gearTable } from './keys-derive.js';
+import { createKeyFile } from './keyfile.js';
+import { readKeyFiles, unlockMasterKey, type StoredKey } from './key-store.js';
+import type { KdfParams } from './kdf.js';
+import {
+  FORMAT_VERSION,
+  configSchema,
+  indexFileSchema,
+  snapshotSchema,
+  type IndexFile,
+  type IndexPack,
+  type RepoConfig,
+  type Snapshot,
+} from './formats.js';
+import { IntegrityError, NoRepositoryError, RepositoryExistsError, UnsupportedVersionError } from './errors.js';
+import { openJson, sealJson } from './sealed.js';
+import { sha256Hex } from './hash.js';
+import { openBlob, sealBlob, type BlobType, type SealedBlob } from './blob.js';
+import { PACK_TARGET_SIZE, PACK_TAIL_GUESS, PackWriter, parsePackTail, type FinishedPack, type PackEntry } from './pack.js';
+import { CHUNKER_AVG, CHUNKER_MAX, CHUNKER_MIN } from './chunker.js';
+import { RepoLock, type LockOptions } from './lock.js';
+import { defaultCacheDir } from './cache-dir.js';
+
+export interface OpenOptions {
+  /** Root of all caches; the repository's own lives in <cacheDir>/<repo id>. */
+  cacheDir?: string;
+  /** Concurrent pack uploads. */
+  uploadConcurrency?: number;
+}
+
+export interface InitOptions extends OpenOptions {
+  kdf?: KdfParams;
+}
+
+export interface SubKeys {
+  encryption: Buffer;
+  blobId: Buffer;
+  chunker: Buffer;
+}
+
+/** Index checkpoints during long writes (format §7). */
+const CHECKPOINT_BLOBS = 25_000;
+const CHECKPOINT_MS = 10 * 60 * 1000;
+const TYPE_CODE = { data: 0, tree: 1 } as const;
+
+export function packName(id: string): string {
+  return `data/${id.slice(0, 2)}/${id}`;
+}
+
+/**
+ * An open repository: keys, config, the local index cache, and the blob/pack/index/snapshot
+ * read and write paths of format v1 (docs/repository-format.md).
+ */
+export class Repository {
+  readonly keys: SubKeys;
+  private gear: Int32Array | null = null;
+  private readonly packers: Record<BlobType, PackWriter | null> = { data: null, tree: null };
+  /** Blobs written in this session whose index file is not written yet: hex id → where. */
+  private readonly pending = new Map<string, { type: BlobType; pack: string | null; entry?: PackEntry }>();
+  private readonly uploads = new Set<Promise<void>>();
+  private unindexed: IndexPack[] = [];
+  private unindexedBlobs = 0;
+  private lastCheckpoint = Date.now();
+  private writeFailure: Error | null = null;
+  private indexWrite: Promise<void> = Promise.resolve();
+  /** Bytes of packs uploaded in this session. */
+  uploadedBytes = 0;
+
+  private constructor(
+    readonly storage: Storage,
+    readonly config: RepoConfig,
+    private readonly master: Buffer,
+    readonly keyId: string,
+    readonly cache: IndexDb,
+    readonly cacheDir: string,
+    private readonly uploadConcurrency: number,
+  ) {
+    this.keys = deriveSubkeys(master);
+  }
+
+  get id(): string {
+    return this.config.id;
+  }
+
+  get location(): string {
+    return this.storage.location;
+  }
+
+  /** The chunker's gear table, derived from K_chunk (format §5). */
+  gearTable(): Int32Array {
+    this.gear ??= gearTable(this.keys.chunker);
+    return this.gear;
+  }
+
+  // ------------------------------------------------------------------ init / open
+
+  static async init(storage: Storage, password: string, opts: InitOptions = {}): Promise<Repository> {
+    checkPassword(password);
+    if (!(await storage.exists())) await storage.create();
+    if ((await storage.stat('config')) !== null) throw new RepositoryExistsError(storage.location);
+    for await (const o of storage.list('keys/')) {
+      void o;
+      throw new RepositoryExistsError(storage.location);
+    }
+    const master = randomBytes(32);
+    const config: RepoConfig = {
+      version: FORMAT_VERSION,
+      id: randomBytes(32).toString('hex'),
+      created: new Date().toISOString(),
+      chunker: { algorithm: 'fastcdc-gear32-v1', min: CHUNKER_MIN, avg: CHUNKER_AVG, max: CHUNKER_MAX },
+      pack_size: PACK_TARGET_SIZE,
+    };
+    const key = await createKeyFile(master, password, opts.kdf);
+    const { encryption } = deriveSubkeys(master);
+    // the key first: a config without a key could never be opened, a key without a config is inert
+    await storage.put(`keys/${key.id}`, key.bytes, { ifNoneMatch: storage.supportsConditionalPut });
+    try {
+      await storage.put('config', sealJson(encryption, 'config', config), { ifNoneMatch: storage.supportsConditionalPut });
+    } catch (e) {
+      if (e instanceof StorageError && e.code === 'already-exists') {
+        await storage.delete(`keys/${key.id}`);
+        throw new RepositoryExistsError(storage.location);
+      }
+      throw e;
+    }
+    return Repository.fromMaster(storage, config, master, key.id, opts);
+  }
+
+  static async open(storage: Storage, password: string, opts: OpenOptions = {}): Promise<Repository> {
+    checkPassword(password);
+    let configBytes: Buffer;
+    try {
+      configBytes = await storage.get('config');
+    } catch (e) {
+      if (e instanceof StorageError && (e.code === 'not-found' || e.code === 'no-bucket')) {
+        throw new NoRepositoryError(storage.location, e.code === 'no-bucket' ? e.message : undefined);
+      }
+      throw e;
+    }
+    const { key, master } = await unlockMasterKey(storage, password);
+    const { encryption } = deriveSubkeys(master);
+    const config = openJson(encryption, 'config', 'config', configBytes, configSchema);
+    if (config.version !== FORMAT_VERSION) throw new UnsupportedVersionError('the repository', config.version);
+    return Repository.fromMaster(storage, config, master, key.id, opts);
+  }
+
+  private static fromMaster(
+    storage: Storage,
+    config: RepoConfig,
+    master: Buffer,
+    keyId: string,
+    opts: OpenOptions,
+  ): Repository {
+    const cacheRoot = defaultCacheDir(opts.cacheDir);
+    const dir = path.join(cacheRoot, config.id);
+    const cache = IndexDb.open(dir);
+    return new Repository(storage, config, master, keyId, cache, dir, opts.uploadConcurrency ?? 4);
+  }
+
+  async close(): Promise<void> {
+    this.master.fill(0);
+    this.cache.close();
+  }
+
+  // ------------------------------------------------------------------ keys
+
+  async listKeys(): Promise<StoredKey[]> {
+    return (await readKeyFiles(this.storage)).keys;
+  }
+
+  /** Adds a key file for another password; returns its id. */
+  async addKey(password: string, kdf?: KdfParams): Promise<string> {
+    checkPassword(password);
+    const key = await createKeyFile(this.master, password, kdf);
+    await this.storage.put(`keys/${key.id}`, key.bytes);
+    return key.id;
+  }
+
+  /** Removes a key file; never the one in use, never the last one. */
+  async removeKey(id: string): Promise<void> {
+    const keys = await this.listKeys();
+    const match = keys.filter((k) => k.id.startsWith(id));
+    if (match.length === 0) throw new Error(`no key file ${id}`);
+    if (match.length > 1) throw new Error(`key id prefix ${id} is ambiguous`);
+    const target = match[0]!;
+    if (target.id === this.keyId) throw new Error('refusing to remove the key in use; open the repository with another password');
+    if (keys.length <= 1) throw new Error('refusing to remove the last key');
+    await this.storage.delete(`keys/${target.id}`);
+  }
+
+  /** Replaces the current password: writes the new key file, then removes the old one. */
+  async changePassword(newPassword: string, kdf?: KdfParams): Promise<string> {
+    const newId = await this.addKey(newPassword, kdf);
+    await this.storage.delete(`keys/${this.keyId}`);
+    return newId;
+  }
+
+  // ------------------------------------------------------------------ objects
+
+  /** Reads a content-named object and checks its bytes against its name. */
+  async getVerified(name: string): Promise<Buffer> {
+    const bytes = await this.storage.get(name);
+    const id = name.slice(name.lastIndexOf('/') + 1);
+    if (sha256Hex(bytes) !== id) throw new IntegrityError(name, 'content does not match its name (SHA-256)');
+    return bytes;
+  }
+
+  /** Resolves an id prefix among the objects under a folder (index/, snapshots/, keys/, data/). */
+  async resolveId(folder: 'index' | 'snapshots' | 'keys' | 'data', prefix: string): Promise<string> {
+    if (!/^[0-9a-f]{1,64}$/.test(prefix)) throw new Error(`not a valid id: ${prefix}`);
+    if (isHexId(prefix)) return prefix;
+    const found: string[] = [];
+    for await (const o of this.storage.list(`${folder}/`)) {
+      const id = o.name.slice(o.name.lastIndexOf('/') + 1);
+      if (isHexId(id) && id.startsWith(prefix)) found.push(id);
+    }
+    if (found.length === 0) throw new Error(`no ${folder} object matches ${prefix}`);
+    if (found.length > 1) throw new Error(`id prefix ${prefix} is ambiguous in ${folder}/ (${found.length} matches)`);
+    return found[0]!;
+  }
+
+  async loadIndexFile(id: string): Promise<IndexFile> {
+    const name = `index/${id}`;
+    const file = openJson(this.keys.encryption, 'index', name, await this.getVerified(name), indexFileSchema);
+    if (file.version !== 1) throw new UnsupportedVersionError(name, file.version);
+    return file;
+  }
+
+  async loadSnapshot(id: string): Promise<Snapshot> {
+    const cached = this.cache.snapshotJson(id);
+    if (cached) return snapshotSchema.parse(JSON.parse(cached));
+    const name = `snapshots/${id}`;
+    const snap = openJson(this.keys.encryption, 'snapshot', name, await this.getVerified(name), snapshotSchema);
+    if (snap.version !== 1) throw new UnsupportedVersionError(name, snap.version);
+    return snap;
+  }
+
+  /** Writes a snapshot (after flush(): every blob it names must be indexed). */
+  async saveSnapshot(snap: Snapshot): Promise<string> {
+    const bytes = sealJson(this.keys.encryption, 'snapshot', snap);
+    const id = sha256Hex(bytes);
+    await this.storage.put(`snapshots/${id}`, bytes);
+    this.cache.applySnapshotChanges([{ id, time: snap.time, json: JSON.stringify(snap) }], []);
+    return id;
+  }
+
+  /** Every snapshot, oldest first, after syncing the cache. */
+  async listSnapshots(): Promise<Array<{ id: string; snapshot: Snapshot }>> {
+    await this.syncSnapshots();
+    return this.cache.allSnapshots().map((r) => ({ id: r.id, snapshot: snapshotSchema.parse(JSON.parse(r.json)) }));
+  }
+
+  // ------------------------------------------------------------------ cache sync
+
+  /** Brings the cache's copy of the index up to date: fetch new index files, drop vanished ones. */
+  async syncIndex(): Promise<{ added: number; removed: number }> {
+    const present = new Set<string>();
+    for await (const o of this.storage.list('index/')) {
+      const id = o.name.slice('index/'.length);
+      if (isHexId(id)) present.add(id);
+    }
+    const known = this.cache.indexIds();
+    const removed = [...known].filter((id) => !present.has(id));
+    const toFetch = [...present].filter((id) => !known.has(id));
+    const added = await mapLimit(toFetch, 8, async (id) => ({ id, file: await this.loadIndexFile(id) }));
+    this.cache.applyIndexChanges(added, removed);
+    return { added: added.length, removed: removed.length };
+  }
+
+  async syncSnapshots(): Promise<{ added: number; removed: number }> {
+    const present = new Set<string>();
+    for await (const o of this.storage.list('snapshots/')) {
+      const id = o.name.slice('snapshots/'.length);
+      if (isHexId(id)) present.add(id);
+    }
+    const known = this.cache.snapshotIds();
+    const removed = [...known].filter((id) => !present.has(id));
+    const toFetch = [...present].filter((id) => !known.has(id));
+    const added = await mapLimit(toFetch, 8, async (id) => {
+      const name = `snapshots/${id}`;
+      const snap = openJson(this.keys.encryption, 'snapshot', name, await this.getVerified(name), snapshotSchema);
+      if (snap.version !== 1) throw new UnsupportedVersionError(name, snap.version);
+      return { id, time: snap.time, json: JSON.stringify(snap) };
+    });
+    this.cache.applySnapshotChanges(added, removed);
+    return { added: added.length, removed: removed.length };
+  }
+
+  // ------------------------------------------------------------------ blobs: write path
+
+  /** True if the repository (or this session's unwritten packs) already holds the blob. */
+  hasBlob(id: Buffer): boolean {
+    return this.pending.has(toHex(id)) || this.cache.has(id);
+  }
+
+  /** Seals and stores a blob unless it is already there; returns its id and whether it was new. */
+  async saveBlob(type: BlobType, data: Buffer): Promise<{ id: Buffer; added: boolean }> {
+    const blob = sealBlob(this.keys, type, data);
+    return { id: blob.id, added: await this.addSealedBlob(blob) };
+  }
+
+  /** Adds an already sealed blob (from a worker pool); false if it was a duplicate. */
+  async addSealedBlob(blob: SealedBlob): Promise<boolean> {
+    if (this.writeFailure) throw this.writeFailure;
+    if (this.hasBlob(blob.id)) return false;
+    let packer = this.packers[blob.type];
+    if (packer && packer.count > 0 && packer.sizeWith(blob.sealed.length) > this.config.pack_size) {
+      await this.finishPack(blob.type);
+      packer = null;
+    }
+    if (!packer) {
+      packer = new PackWriter(blob.type, this.keys.encryption);
+      this.packers[blob.type] = packer;
+    }
+    packer.add(blob);
+    this.pending.set(toHex(blob.id), { type: blob.type, pack: null });
+    if (packer.size >= this.config.pack_size) await this.finishPack(blob.type);
+    return true;
+  }
+
+  private async finishPack(type: BlobType): Promise<void> {
+    const packer = this.packers[type];
+    this.packers[type] = null;
+    if (!packer || packer.count === 0) return;
+    const pack = packer.finish();
+    for (const e of pack.entries) this.pending.set(toHex(e.id), { type, pack: pack.id, entry: e });
+    while (this.uploads.size >= this.uploadConcurrency) await Promise.race(this.uploads);
+    if (this.writeFailure) throw this.writeFailure;
+    const p: Promise<void> = this.uploadPack(pack).then(
+      () => void this.uploads.delete(p),
+      (e: unknown) => {
+        this.uploads.delete(p);
+        this.writeFailure ??= e instanceof Error ? e : new Error(String(e));
+      },
+    );
+    this.uploads.add(p);
+  }
+
+  private async uploadPack(pack: FinishedPack): Promise<void> {
+    await this.storage.put(packName(pack.id), pack.bytes);
+    this.uploadedBytes += pack.bytes.length;
+    this.unindexed.push({
+      id: pack.id,
+      type: pack.type,
+      size: pack.bytes.length,
+      blobs: pack.entries.map((e) => ({ id: toHex(e.id), offset: e.offset, length: e.length, raw_length: e.rawLength })),
+    });
+    this.unindexedBlobs += pack.entries.length;
+    if (this.unindexedBlobs >= CHECKPOINT_BLOBS || Date.now() - this.lastCheckpoint >= CHECKPOINT_MS) {
+      await this.writeIndexCheckpoint();
+    }
+  }
+
+  /** Writes an index file naming every uploaded pack not yet indexed (serialised). */
+  private writeIndexCheckpoint(): Promise<void> {
+    const run = async () => {
+      if (this.unindexed.length === 0) return;
+      const packs = this.unindexed;
+      this.unindexed = [];
+      this.unindexedBlobs = 0;
+      this.lastCheckpoint = Date.now();
+      const file: IndexFile = { version: 1, supersedes: [], packs };
+      const bytes = sealJson(this.keys.encryption, 'index', file);
+      const id = sha256Hex(bytes);
+      try {
+        await this.storage.put(`index/${id}`, bytes);
+      } catch (e) {
+        this.unindexed = packs.concat(this.unindexed);
+        throw e;
+      }
+      this.cache.applyIndexChanges([{ id, file }], []);
+      for (const p of packs) for (const b of p.blobs) this.pending.delete(b.id);
+    };
+    this.indexWrite = this.indexWrite.then(run, run);
+    return this.indexWrite;
+  }
+
+  /** Finishes open packs, waits for uploads, writes the index: after it, every saved blob is durable. */
+  async flush(): Promise<void> {
+    await this.finishPack('data');
+    await this.finishPack('tree');
+    while (this.uploads.size > 0) await Promise.race(this.uploads);
+    if (this.writeFailure) throw this.writeFailure;
+    await this.writeIndexCheckpoint();
+  }
+
+  // ------------------------------------------------------------------ blobs: read path
+
+  /** Loads and verifies a blob's plaintext. */
+  async loadBlob(id: Buffer): Promise<Buffer> {
+    const hex = toHex(id);
+    const p = this.pending.get(hex);
+    if (p && p.pack === null) await this.flush();
+    const pending = this.pending.get(hex);
+    const locations = pending?.entry && pending.pack
+      ? [{ packId: pending.pack, offset: pending.entry.offset, length: pending.entry.length }]
+      : this.cache.lookup(id);
+    if (locations.length === 0) throw new Error(`blob ${hex} is not in the index`);
+    let lastError: unknown;
+    for (const loc of locations) {
+      const name = packName(loc.packId);
+      try {
+        const sealed = await this.storage.get(name, { offset: loc.offset, length: loc.length });
+        if (sealed.length !== loc.length) throw new IntegrityError(name, `short read of blob ${hex}`);
+        return openBlob(this.keys, id, sealed, name);
+      } catch (e) {
+        lastError = e;
+      }
+    }
+    throw lastError;
+  }
+
+  /** Reads and authenticates a pack's header from its trailing bytes (format §6). */
+  async readPackHeader(packId: string): Promise<PackEntry[]> {
+    const name = packName(packId);
+    const st = await this.storage.stat(name);
+    if (!st) throw new StorageError('not-found', `pack ${name} does not exist at ${this.location}`);
+    let tail = await this.storage.get(name, { suffix: Math.min(PACK_TAIL_GUESS, st.size) });
+    let r = parsePackTail(name, this.keys.encryption, tail, st.size);
+    if ('need' in r) {
+      tail = await this.storage.get(name, { suffix: r.need });
+      r = parsePackTail(name, this.keys.encryption, tail, st.size);
+      if ('need' in r) throw new IntegrityError(name, 'pack header could not be read');
+    }
+    return r;
+  }
+
+  /** The cache's blob type code for a blob type. */
+  static typeCode(t: BlobType): 0 | 1 {
+    return TYPE_CODE[t];
+  }
+
+  // ------------------------------------------------------------------ locks
+
+  lock(opts: LockOptions): Promise<RepoLock> {
+    return RepoLock.acquire(this.storage, this.keys.encryption, opts);
+  }
+}
+
+function checkPassword(password: string): void {
+  if (password.length === 0) throw new Error('an empty password is not allowed');
+}
+
+async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
