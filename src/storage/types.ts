@@ -10,9 +10,28 @@ export interface ObjectInfo {
   mtimeMs: number;
 }
 
+/**
+ * A range past the end of the object is clamped to it (like a file read): `{offset: size+10}`
+ * gives 0 bytes, `{suffix: size*2}` gives the whole object. Negative numbers are invalid.
+ */
 export type ByteRange =
   | { offset: number; length?: number } // bytes [offset, offset+length) (to the end without length)
   | { suffix: number }; // the last `suffix` bytes
+
+/** [start, end) of `range` within an object of `size` bytes, clamped to the object. */
+export function clampRange(size: number, range?: ByteRange): [number, number] {
+  if (range === undefined) return [0, size];
+  if ('suffix' in range) return [Math.max(0, size - range.suffix), size];
+  const start = Math.min(range.offset, size);
+  const end = range.length === undefined ? size : Math.min(size, range.offset + range.length);
+  return [start, Math.max(start, end)];
+}
+
+/** False for negative or fractional numbers in a range. */
+export function isValidRange(range: ByteRange): boolean {
+  const ok = (n: number | undefined): boolean => n === undefined || (Number.isSafeInteger(n) && n >= 0);
+  return 'suffix' in range ? ok(range.suffix) : ok(range.offset) && ok(range.length);
+}
 
 export interface PutOptions {
   /** Create only: fail with AlreadyExistsError if the object exists (If-None-Match: *). */

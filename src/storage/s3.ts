@@ -1,0 +1,419 @@
+/**
+ * S3Storage: any S3-compatible object store (AWS, Ceph RGW, OpenStack Swift's s3api, ...)
+ * through @aws-sdk/client-s3, configured for the lowest common denominator:
+ * path-style URLs, no aws-chunked bodies (Content-Length known, checksums only when
+ * required), one SDK attempt (RetryStorage retries), conditional create detected by a
+ * probe rather than assumed.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import {
+  type BucketLocationConstraint,
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { StorageError } from './errors.js';
+import { clampRange, isValidRange } from './types.js';
+import type { ByteRange, ObjectInfo, PutOptions, Storage } from './types.js';
+
+const MiB = 1024 * 1024;
+
+export interface S3StorageOptions {
+  /** e.g. http://127.0.0.1:8080 or https://s3.example.org */
+  endpoint: string;
+  bucket: string;
+  /** Every object is stored under `prefix/` (no leading or trailing slash). */
+  prefix?: string;
+  /** Default: AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1. */
+  region?: string;
+  /** Default: the SDK's credential chain (env, shared files, ...). */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Objects above this size are uploaded in parts (default 64 MiB). */
+  multipartThreshold?: number;
+  /** Part size of multipart uploads (default 16 MiB, at least 5 MiB for S3). */
+  partSize?: number;
+  /** MaxKeys of each ListObjectsV2 page (default 1000). */
+  pageSize?: number;
+  connectionTimeoutMs?: number; // default 10 s
+  requestTimeoutMs?: number; // default 120 s: until the answer's headers, and max idle time
+  maxSockets?: number; // default 16
+}
+
+export class S3Storage implements Storage {
+  readonly location: string;
+  readonly endpoint: string;
+  readonly bucket: string;
+  readonly prefix: string;
+  readonly region: string;
+  private readonly client: S3Client;
+  private readonly keyPrefix: string;
+  private readonly threshold: number;
+  private readonly partSize: number;
+  private readonly pageSize: number;
+  private conditional: boolean | undefined; // undefined until probed
+  private bucketSeen = false;
+
+  constructor(opts: S3StorageOptions) {
+    this.endpoint = opts.endpoint.replace(/\/+$/, '');
+    this.bucket = opts.bucket;
+    this.prefix = (opts.prefix ?? '').replace(/^\/+|\/+$/g, '');
+    this.keyPrefix = this.prefix === '' ? '' : `${this.prefix}/`;
+    this.region = opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1';
+    this.location = `s3:${this.endpoint}/${this.bucket}${this.prefix === '' ? '' : `/${this.prefix}`}`;
+    this.threshold = opts.multipartThreshold ?? 64 * MiB;
+    this.partSize = opts.partSize ?? 16 * MiB;
+    this.pageSize = opts.pageSize ?? 1000;
+    const requestTimeout = opts.requestTimeoutMs ?? 120_000;
+    const agent = { keepAlive: true, maxSockets: opts.maxSockets ?? 16 };
+    this.client = new S3Client({
+      endpoint: this.endpoint,
+      region: this.region,
+      forcePathStyle: true,
+      ...(opts.credentials ? { credentials: opts.credentials } : {}),
+      // Swift's s3api (and many others) reject aws-chunked bodies and trailing checksums
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      maxAttempts: 1,
+      requestHandler: {
+        connectionTimeout: opts.connectionTimeoutMs ?? 10_000,
+        requestTimeout,
+        throwOnRequestTimeout: true,
+        socketTimeout: requestTimeout,
+        httpAgent: agent,
+        httpsAgent: agent,
+      },
+    });
+  }
+
+  /** False until probeConditionalPut() has found If-None-Match: * to be enforced. */
+  get supportsConditionalPut(): boolean {
+    return this.conditional ?? false;
+  }
+
+  /**
+   * Detects whether the store enforces `If-None-Match: *` on PutObject: creates a probe
+   * object under locks/ twice (the second must fail with 412), then deletes it.
+   * The answer is cached. Stores that ignore the header (second put succeeds) or refuse
+   * it (501 NotImplemented, 400) count as unsupported.
+   */
+  async probeConditionalPut(): Promise<boolean> {
+    if (this.conditional !== undefined) return this.conditional;
+    const name = `locks/.probe-${randomBytes(8).toString('hex')}`;
+    const body = Buffer.from('lifeboat conditional put probe\n');
+    const refused = (e: unknown): boolean =>
+      e instanceof StorageError && (e.code === 'unsupported' || e.code === 'invalid');
+    let supported: boolean;
+    try {
+      await this.put(name, body, { ifNoneMatch: true });
+    } catch (e) {
+      if (!refused(e)) throw e;
+      this.conditional = false;
+      return false;
+    }
+    try {
+      await this.put(name, body, { ifNoneMatch: true });
+      supported = false; // the header was ignored
+    } catch (e) {
+      if (e instanceof StorageError && e.code === 'already-exists') supported = true;
+      else if (refused(e)) supported = false;
+      else throw e;
+    } finally {
+      await this.delete(name).catch(() => undefined);
+    }
+    this.conditional = supported;
+    return supported;
+  }
+
+  async get(name: string, range?: ByteRange): Promise<Buffer> {
+    if (range !== undefined && !isValidRange(range)) {
+      throw new StorageError('invalid', `${this.location}: invalid range ${JSON.stringify(range)} for ${name}`, false);
+    }
+    const header = rangeHeader(range);
+    if (header === null) {
+      // an empty range: no request needed beyond checking that the object exists
+      if ((await this.stat(name)) === null) throw this.notFound(name);
+      return Buffer.alloc(0);
+    }
+    let res;
+    try {
+      res = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.key(name), ...(header ? { Range: header } : {}) }),
+      );
+    } catch (e) {
+      if (s3ErrorInfo(e).status === 416) return Buffer.alloc(0); // range starts past the end
+      throw await this.fail(e, 'get', name);
+    }
+    const body = res.Body as Readable | undefined;
+    let data: Buffer;
+    try {
+      data = await readAll(body);
+    } catch (e) {
+      body?.destroy();
+      throw new StorageError('transient', `${this.location}: reading ${name} failed: ${oneLine(e)}`, true, {
+        cause: e,
+      });
+    }
+    if (res.ContentLength !== undefined && data.length !== res.ContentLength) {
+      throw new StorageError(
+        'transient',
+        `${this.location}: short read of ${name}: got ${data.length} of ${res.ContentLength} bytes`,
+        true,
+      );
+    }
+    if (range !== undefined && res.ContentRange === undefined) {
+      // the server ignored the Range header and sent the whole object
+      const [start, end] = clampRange(data.length, range);
+      return data.subarray(start, end);
+    }
+    return data;
+  }
+
+  async put(name: string, data: Buffer, opts: PutOptions = {}): Promise<void> {
+    const Key = this.key(name);
+    try {
+      if (data.length > this.threshold) {
+        if (opts.ifNoneMatch) {
+          throw new StorageError('unsupported', `${this.location}: conditional put of ${name} above the multipart threshold`, false);
+        }
+        const upload = new Upload({
+          client: this.client,
+          params: { Bucket: this.bucket, Key, Body: data },
+          partSize: Math.max(5 * MiB, this.partSize),
+          queueSize: 4,
+          leavePartsOnError: false,
+        });
+        await upload.done();
+      } else {
+        await this.client.send(
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key,
+            Body: data,
+            ContentLength: data.length,
+            // the server checks the bytes it stored against this
+            ContentMD5: createHash('md5').update(data).digest('base64'),
+            ...(opts.ifNoneMatch ? { IfNoneMatch: '*' } : {}),
+          }),
+        );
+      }
+      this.bucketSeen = true;
+    } catch (e) {
+      throw await this.fail(e, 'put', name);
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    const full = this.keyPrefix + prefix;
+    let token: string | undefined;
+    do {
+      let res;
+      try {
+        res = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: full,
+            MaxKeys: this.pageSize,
+            ...(token ? { ContinuationToken: token } : {}),
+          }),
+        );
+      } catch (e) {
+        throw await this.fail(e, 'list', prefix);
+      }
+      this.bucketSeen = true;
+      for (const o of res.Contents ?? []) {
+        if (o.Key === undefined || !o.Key.startsWith(full)) continue;
+        yield { name: o.Key.slice(this.keyPrefix.length), size: o.Size ?? 0, mtimeMs: o.LastModified?.getTime() ?? 0 };
+      }
+      if (res.IsTruncated && !res.NextContinuationToken) {
+        throw new StorageError('invalid', `${this.location}: truncated listing of ${prefix} without a continuation token`, false);
+      }
+      token = res.IsTruncated ? res.NextContinuationToken : undefined;
+    } while (token !== undefined);
+  }
+
+  async delete(name: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(name) }));
+    } catch (e) {
+      const err = await this.fail(e, 'delete', name);
+      if (err.code !== 'not-found') throw err;
+    }
+  }
+
+  async stat(name: string): Promise<ObjectInfo | null> {
+    try {
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(name) }));
+      this.bucketSeen = true;
+      return { name, size: res.ContentLength ?? 0, mtimeMs: res.LastModified?.getTime() ?? 0 };
+    } catch (e) {
+      const err = await this.fail(e, 'stat', name);
+      if (err.code === 'not-found') return null;
+      throw err;
+    }
+  }
+
+  async exists(): Promise<boolean> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      this.bucketSeen = true;
+      return true;
+    } catch (e) {
+      const err = this.mapped(e, 'check bucket', '');
+      if (err.code === 'not-found' || err.code === 'no-bucket') return false;
+      throw err;
+    }
+  }
+
+  /** Creates the bucket when missing, then probes conditional put. */
+  async create(): Promise<void> {
+    if (!(await this.exists())) {
+      try {
+        await this.client.send(
+          new CreateBucketCommand({
+            Bucket: this.bucket,
+            ...(this.region === 'us-east-1' ? {} : { CreateBucketConfiguration: { LocationConstraint: this.region as BucketLocationConstraint } }),
+          }),
+        );
+      } catch (e) {
+        if (s3ErrorInfo(e).code !== 'BucketAlreadyOwnedByYou') throw this.mapped(e, 'create bucket', '');
+      }
+    }
+    this.bucketSeen = true;
+    await this.probeConditionalPut();
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+
+  private key(name: string): string {
+    if (name === '' || name.startsWith('/')) {
+      throw new StorageError('invalid', `${this.location}: invalid object name ${JSON.stringify(name)}`, false);
+    }
+    return this.keyPrefix + name;
+  }
+
+  private notFound(name: string): StorageError {
+    return new StorageError('not-found', `${this.location}: ${name} does not exist (NoSuchKey)`, false);
+  }
+
+  private mapped(e: unknown, op: string, name: string): StorageError {
+    return mapS3Error(e, { endpoint: this.endpoint, bucket: this.bucket, region: this.region, op, name });
+  }
+
+  /**
+   * Maps an SDK error; a bare 404 (HEAD has no error body) is told apart from a
+   * missing bucket with one HeadBucket, until the bucket has been seen once.
+   */
+  private async fail(e: unknown, op: string, name: string): Promise<StorageError> {
+    const err = this.mapped(e, op, name);
+    if (err.code === 'not-found' && !this.bucketSeen && s3ErrorInfo(e).code !== 'NoSuchKey') {
+      const there = await this.exists().catch(() => true);
+      if (!there) return this.mapped({ name: 'NoSuchBucket', $metadata: { httpStatusCode: 404 } }, op, name);
+    }
+    return err;
+  }
+}
+
+/** The Range header for a range; undefined for the whole object; null for an empty range. */
+function rangeHeader(range?: ByteRange): string | undefined | null {
+  if (range === undefined) return undefined;
+  if ('suffix' in range) return range.suffix === 0 ? null : `bytes=-${range.suffix}`;
+  if (range.length === undefined) return `bytes=${range.offset}-`;
+  if (range.length === 0) return null;
+  return `bytes=${range.offset}-${range.offset + range.length - 1}`;
+}
+
+async function readAll(body: Readable | undefined): Promise<Buffer> {
+  if (body === undefined) return Buffer.alloc(0);
+  const chunks: Buffer[] = [];
+  for await (const chunk of body) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function oneLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).split('\n')[0] ?? '';
+}
+
+// ------------------------------------------------------------------ error mapping
+
+interface S3ErrorInfo {
+  code?: string; // S3 error code (NoSuchKey, ...) or Node errno (ECONNREFUSED, ...)
+  status?: number;
+  message: string;
+}
+
+const NET_UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT']);
+const NET_LOST = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE']);
+const ACCESS = new Set(['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'Forbidden', 'InvalidToken', 'ExpiredToken']);
+const TRANSIENT = new Set([
+  'SlowDown', 'ServiceUnavailable', 'InternalError', 'RequestTimeout', 'Throttling', 'ThrottlingException',
+  'TooManyRequests', 'OperationAborted',
+]);
+
+export function s3ErrorInfo(e: unknown): S3ErrorInfo {
+  if (typeof e !== 'object' || e === null) return { message: String(e) };
+  const o = e as { name?: unknown; code?: unknown; Code?: unknown; message?: unknown; $metadata?: { httpStatusCode?: unknown } };
+  const status = typeof o.$metadata?.httpStatusCode === 'number' ? o.$metadata.httpStatusCode : undefined;
+  const errno = typeof o.code === 'string' ? o.code : undefined;
+  const s3code = typeof o.Code === 'string' ? o.Code : typeof o.name === 'string' ? o.name : undefined;
+  const message = (typeof o.message === 'string' ? o.message : '').split('\n')[0]?.slice(0, 200) ?? '';
+  const code = errno ?? (s3code === 'Error' || s3code === 'Unknown' ? undefined : s3code);
+  return { ...(code !== undefined ? { code } : {}), ...(status !== undefined ? { status } : {}), message };
+}
+
+interface Where {
+  endpoint: string;
+  bucket: string;
+  region: string;
+  op: string;
+  name: string;
+}
+
+/** One-line StorageError naming endpoint, bucket and the S3 code; never credentials. */
+export function mapS3Error(e: unknown, w: Where): StorageError {
+  if (e instanceof StorageError) return e;
+  const { code, status, message } = s3ErrorInfo(e);
+  const target = `${w.endpoint}/${w.bucket}`;
+  const what = w.name === '' ? w.op : `${w.op} ${w.name}`;
+  const tag = [code, status !== undefined ? `HTTP ${status}` : undefined].filter(Boolean).join(', ');
+  const detail = message !== '' && message !== code && message !== 'UnknownError' ? `: ${message}` : '';
+  const make = (c: StorageError['code'], text: string): StorageError => new StorageError(c, text, undefined, { cause: e });
+  const isTimeout = typeof e === 'object' && e !== null && 'name' in e && e.name === 'TimeoutError';
+
+  if (status === undefined && (isTimeout || (code !== undefined && NET_UNREACHABLE.has(code)))) {
+    return make('unreachable', `cannot reach S3 endpoint ${target}: ${message || code}`);
+  }
+  if (status === undefined && code !== undefined && NET_LOST.has(code)) {
+    return make('transient', `connection to S3 endpoint ${target} lost during ${what}: ${message || code}`);
+  }
+  if (code === 'NoSuchBucket') {
+    return make('no-bucket', `S3 bucket ${w.bucket} does not exist at ${w.endpoint} (${tag})`);
+  }
+  if (code === 'NoSuchKey' || code === 'NotFound' || status === 404) {
+    return make('not-found', `S3 ${target}: ${w.name || w.op} does not exist (${tag})`);
+  }
+  if (code === 'PreconditionFailed' || status === 412) {
+    return make('already-exists', `S3 ${target}: ${w.name} already exists (${tag})`);
+  }
+  if ((code !== undefined && ACCESS.has(code)) || status === 403) {
+    return make('access-denied', `S3 ${target}: access denied to ${what} (${tag}); check the credentials`);
+  }
+  if (code === 'NotImplemented' || status === 501) {
+    return make('unsupported', `S3 ${target}: ${what} is not supported by this server (${tag})`);
+  }
+  if (code === 'AuthorizationHeaderMalformed' || code === 'PermanentRedirect' || status === 301) {
+    return make('invalid', `S3 ${target}: ${what} failed (${tag}); is region ${w.region} the bucket's region?`);
+  }
+  if ((code !== undefined && TRANSIENT.has(code)) || status === 408 || status === 429 || (status ?? 0) >= 500) {
+    return make('transient', `S3 ${target}: ${what} failed (${tag})${detail}`);
+  }
+  return make('invalid', `S3 ${target}: ${what} failed (${tag || 'no status'})${detail}`);
+}
