@@ -1,0 +1,209 @@
+/**
+ * Keyed FastCDC content-defined chunking (docs/repository-format.md §5): 32-bit gear hash,
+ * normalized chunking level 2, masks on the top bits of the hash.
+ *
+ * For a chunk starting at s: bytes s .. s+min-1 are not hashed; from s+min on, with h = 0,
+ * each byte b does h = (h << 1) + gear[b] (mod 2^32) and the chunk is cut right after it when
+ * h & mask == 0, where mask = maskS (avg·4 → top 22 bits for 1 MiB) while the byte lies at
+ * chunk offset < avg, and maskL (avg/4 → top 18 bits) at offsets avg .. max-1. A chunk that
+ * reaches max bytes is cut there; the last chunk of a stream is whatever remains.
+ * Hence every chunk but the last has min+1 .. max bytes.
+ *
+ * Bit k of h depends only on the last k+1 bytes, so the top bits cover a 32-byte window and
+ * boundaries resynchronise within 32 bytes after an edit.
+ */
+
+export const CHUNKER_MIN = 512 * 1024;
+export const CHUNKER_AVG = 1024 * 1024;
+export const CHUNKER_MAX = 8 * 1024 * 1024;
+
+export interface ChunkerParams {
+  /** Bytes skipped (not hashed) at the start of every chunk. */
+  readonly min: number;
+  /** Target average; a power of two. Switches maskS → maskL. */
+  readonly avg: number;
+  /** Hard maximum chunk size. */
+  readonly max: number;
+}
+
+/** Validated parameters with their masks (as int32). */
+export interface ResolvedParams extends ChunkerParams {
+  readonly maskS: number;
+  readonly maskL: number;
+}
+
+/** Top `bits` bits of a 32-bit word set, as int32. */
+function topBits(bits: number): number {
+  return bits >= 32 ? -1 : ((0xffffffff << (32 - bits)) | 0);
+}
+
+export function resolveParams(p: ChunkerParams = DEFAULT_PARAMS): ResolvedParams {
+  const { min, avg, max } = p;
+  if (!Number.isSafeInteger(min) || !Number.isSafeInteger(avg) || !Number.isSafeInteger(max) ||
+      min < 64 || !(min < avg && avg < max) || max > 0x40000000) {
+    throw new RangeError(`bad chunker parameters min=${min} avg=${avg} max=${max}: need 64 <= min < avg < max <= 1 GiB`);
+  }
+  const bits = Math.log2(avg);
+  if (!Number.isInteger(bits) || bits < 4 || bits > 28) throw new RangeError(`chunker avg must be a power of two, got ${avg}`);
+  return { min, avg, max, maskS: topBits(bits + 2), maskL: topBits(bits - 2) };
+}
+
+export const DEFAULT_PARAMS: ChunkerParams = Object.freeze({ min: CHUNKER_MIN, avg: CHUNKER_AVG, max: CHUNKER_MAX });
+const DEFAULT_RESOLVED = resolveParams(DEFAULT_PARAMS);
+
+function resolved(p: ChunkerParams | undefined): ResolvedParams {
+  if (p === undefined || p === DEFAULT_PARAMS) return DEFAULT_RESOLVED;
+  if ('maskS' in p && 'maskL' in p) return p as ResolvedParams;
+  return resolveParams(p);
+}
+
+/** Hash state left by the last scan() that found no cut (module-level to avoid allocating). */
+let scanHash = 0;
+
+/**
+ * Rolls the gear hash over buf[i..end). `base` is the index in `buf` where the current chunk
+ * starts (may be negative when earlier bytes of the chunk live in other buffers) and `h` the
+ * hash so far. Returns the index just past the cut, or -1 when no cut lies in buf[..end)
+ * (then `scanHash` holds the hash to resume with at `end`).
+ */
+function scan(buf: Uint8Array, i: number, end: number, base: number, h: number,
+              gear: Int32Array, min: number, avg: number, max: number, maskS: number, maskL: number): number {
+  const skipTo = base + min;
+  if (i < skipTo) i = skipTo;
+  let lim = base + avg;
+  if (lim > end) lim = end;
+  for (; i < lim; i++) {
+    h = ((h << 1) + gear[buf[i]!]!) | 0;
+    if ((h & maskS) === 0) return i + 1;
+  }
+  const maxAt = base + max;
+  lim = maxAt > end ? end : maxAt;
+  for (; i < lim; i++) {
+    h = ((h << 1) + gear[buf[i]!]!) | 0;
+    if ((h & maskL) === 0) return i + 1;
+  }
+  if (i === maxAt) return i;
+  scanHash = h;
+  return -1;
+}
+
+/**
+ * Length of the next chunk of buf[start..end). When `eof` is false (more data follows `end`),
+ * returns 0 if the boundary can't be known yet. With `eof` true the remainder is always a chunk
+ * (0 only when start === end).
+ */
+export function findCut(buf: Uint8Array, start: number, end: number, gear: Int32Array,
+                        params?: ChunkerParams, eof = true): number {
+  if (start < 0 || end > buf.length || start > end) throw new RangeError(`bad range [${start}, ${end}) of ${buf.length}`);
+  if (gear.length !== 256) throw new RangeError('gear table must have 256 entries');
+  const p = resolved(params);
+  const cut = scan(buf, start, end, start, 0, gear, p.min, p.avg, p.max, p.maskS, p.maskL);
+  if (cut >= 0) return cut - start;
+  return eof ? end - start : 0;
+}
+
+/** Coalesce pending pieces once there are this many (bounds work for tiny pushes). */
+const MAX_PENDING_PARTS = 256;
+const SMALL_PART = 16 * 1024;
+
+/**
+ * Streaming chunker. Boundaries don't depend on how the input is split into pushes.
+ *
+ * Chunks that lie inside one pushed buffer are returned as views of it (no copy); only chunks
+ * spanning pushes are copied. The chunker therefore keeps and returns views of pushed buffers:
+ * don't modify a buffer after pushing it.
+ */
+export class Chunker {
+  private readonly gear: Int32Array;
+  private readonly min: number;
+  private readonly avg: number;
+  private readonly max: number;
+  private readonly maskS: number;
+  private readonly maskL: number;
+  /** Unemitted bytes of the current chunk from earlier pushes, all already hashed. */
+  private parts: Buffer[] = [];
+  private pendingLen = 0;
+  /** Gear hash after the last pending byte (0 while within the first min bytes). */
+  private h = 0;
+
+  constructor(gear: Int32Array, params?: ChunkerParams) {
+    if (gear.length !== 256) throw new RangeError('gear table must have 256 entries');
+    const p = resolved(params);
+    this.gear = gear;
+    this.min = p.min;
+    this.avg = p.avg;
+    this.max = p.max;
+    this.maskS = p.maskS;
+    this.maskL = p.maskL;
+  }
+
+  /** Feeds `data`; returns the chunks completed by it (possibly none). */
+  push(data: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    const len = data.length;
+    if (len === 0) return out;
+    const gear = this.gear;
+    const min = this.min, avg = this.avg, max = this.max, maskS = this.maskS, maskL = this.maskL;
+    let base = -this.pendingLen;
+    let h = this.h;
+    let start = 0;
+    for (;;) {
+      const cut = scan(data, start, len, base, h, gear, min, avg, max, maskS, maskL);
+      if (cut < 0) {
+        h = scanHash;
+        break;
+      }
+      if (this.pendingLen === 0) {
+        out.push(data.subarray(start, cut));
+      } else {
+        this.parts.push(data.subarray(0, cut));
+        out.push(Buffer.concat(this.parts, this.pendingLen + cut));
+        this.parts = [];
+        this.pendingLen = 0;
+      }
+      start = cut;
+      base = cut;
+      h = 0;
+      if (start === len) break;
+    }
+    if (start < len) {
+      this.parts.push(start === 0 ? data : data.subarray(start));
+      this.pendingLen += len - start;
+      if (this.parts.length > MAX_PENDING_PARTS) this.mergeSmallParts();
+    }
+    this.h = h;
+    return out;
+  }
+
+  /**
+   * Many tiny pushes: merge the trailing run of small parts into one. Merged parts stop being
+   * merged once they reach SMALL_PART bytes, so copying stays linear in the input.
+   */
+  private mergeSmallParts(): void {
+    const parts = this.parts;
+    let from = parts.length;
+    while (from > 0 && (parts[from - 1] as Buffer).length < SMALL_PART) from--;
+    if (parts.length - from >= 2) parts.push(Buffer.concat(parts.splice(from)));
+  }
+
+  /** Ends the stream: returns the last chunk (if any bytes remain) and resets for reuse. */
+  finish(): Buffer[] {
+    if (this.pendingLen === 0) return [];
+    const parts = this.parts;
+    const last = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, this.pendingLen);
+    this.parts = [];
+    this.pendingLen = 0;
+    this.h = 0;
+    return [last];
+  }
+}
+
+/** Chunks an async stream of buffers (e.g. a fs.ReadStream or a dump's stdout). */
+export async function* chunkStream(readable: AsyncIterable<Buffer>, gear: Int32Array,
+                                   params?: ChunkerParams): AsyncGenerator<Buffer> {
+  const chunker = new Chunker(gear, params);
+  for await (const data of readable) {
+    for (const chunk of chunker.push(data)) yield chunk;
+  }
+  for (const chunk of chunker.finish()) yield chunk;
+}

@@ -1,0 +1,89 @@
+/**
+ * Password → key-encryption key, with Argon2id v1.3 (libsodium crypto_pwhash, ALG_ARGON2ID13,
+ * parallelism 1). Parameters are stored in each key file (docs/repository-format.md §2.2).
+ */
+import { randomBytes } from 'node:crypto';
+import { getSodium } from './sodium.js';
+
+export const KDF_ALGORITHM = 'argon2id13';
+export const KDF_KEY_BYTES = 32;
+export const KDF_SALT_BYTES = 16;
+
+/**
+ * libsodium's bounds for Argon2id (crypto_pwhash_argon2id_*_MIN/MAX). Spelled out because the
+ * WASM build reports OPSLIMIT_MAX and MEMLIMIT_MAX as negative numbers (unsigned values
+ * converted through int32), so its constants can't be compared with.
+ */
+export const OPSLIMIT_MIN = 1;
+export const OPSLIMIT_MAX = 0xffffffff;
+export const MEMLIMIT_MIN = 8192;
+/** Our own ceiling, far below libsodium's (which is bounded by the 32-bit WASM address space). */
+export const MEMLIMIT_MAX = 1024 * 1024 * 1024;
+
+/**
+ * Defaults for new key files, sized for a small VM: 64 MiB and about half a second.
+ * Measured on this project's 2-vCPU EPYC Zen 4 VM (Node 20.20, libsodium-wrappers-sumo 0.8.4, WASM),
+ * 5 runs each at memlimit 64 MiB (min / median): opslimit 2 → 0.105 / 0.107 s, 4 → 0.23 / 0.23 s,
+ * 8 → 0.46 / 0.58 s, 9 → 0.50 / 0.52 s, 10 → 0.60 / 0.63 s — about 57 ms per pass, ±20 % noise
+ * on these shared machines. 8 passes ≈ half a second. Re-measure with bench/primitives.ts (--kdf).
+ */
+export const DEFAULT_OPSLIMIT = 8;
+export const DEFAULT_MEMLIMIT = 64 * 1024 * 1024;
+
+export interface KdfParams {
+  opslimit: number;
+  memlimit: number;
+  salt: Uint8Array;
+}
+
+export function defaultKdfParams(): KdfParams {
+  return { opslimit: DEFAULT_OPSLIMIT, memlimit: DEFAULT_MEMLIMIT, salt: randomBytes(KDF_SALT_BYTES) };
+}
+
+function isUint(n: unknown): n is number {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+}
+
+/**
+ * Checks parameters read from a (possibly hostile or corrupt) key file. Throws an Error naming
+ * the bad field; returns the parameters unchanged otherwise.
+ */
+export function validateKdfParams(params: KdfParams): KdfParams {
+  const { opslimit, memlimit, salt } = params;
+  if (!isUint(opslimit) || opslimit < OPSLIMIT_MIN || opslimit > OPSLIMIT_MAX) {
+    throw new Error(`invalid KDF parameter opslimit=${String(opslimit)}: must be an integer in [${OPSLIMIT_MIN}, ${OPSLIMIT_MAX}]`);
+  }
+  if (!isUint(memlimit) || memlimit < MEMLIMIT_MIN || memlimit > MEMLIMIT_MAX) {
+    throw new Error(`invalid KDF parameter memlimit=${String(memlimit)}: must be an integer in [${MEMLIMIT_MIN}, ${MEMLIMIT_MAX}] bytes`);
+  }
+  if (!(salt instanceof Uint8Array) || salt.length !== KDF_SALT_BYTES) {
+    throw new Error(`invalid KDF parameter salt: must be ${KDF_SALT_BYTES} bytes`);
+  }
+  return params;
+}
+
+/**
+ * Argon2id(password as UTF-8, no normalisation) → 32-byte key. Blocks the calling thread for the
+ * duration of the hash (libsodium is synchronous); about half a second with the defaults.
+ */
+export async function deriveKeyFromPassword(password: string, params: KdfParams): Promise<Buffer> {
+  if (typeof password !== 'string' || password.length === 0) {
+    throw new Error('empty password refused: a repository password must not be empty');
+  }
+  validateKdfParams(params);
+  const sodium = await getSodium();
+  const pw = Buffer.from(password, 'utf8');
+  try {
+    const key = sodium.crypto_pwhash(
+      KDF_KEY_BYTES,
+      pw,
+      params.salt,
+      params.opslimit,
+      params.memlimit,
+      sodium.crypto_pwhash_ALG_ARGON2ID13,
+    );
+    return Buffer.from(key.buffer, key.byteOffset, key.byteLength);
+  } finally {
+    pw.fill(0);
+  }
+}
