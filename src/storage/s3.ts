@@ -356,6 +356,7 @@ const ACCESS = new Set(['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotM
 const TRANSIENT = new Set([
   'SlowDown', 'ServiceUnavailable', 'InternalError', 'RequestTimeout', 'Throttling', 'ThrottlingException',
   'TooManyRequests', 'OperationAborted',
+  'BadDigest', 'IncompleteBody', // the body was damaged or cut on the way: sending it again helps
 ]);
 
 export function s3ErrorInfo(e: unknown): S3ErrorInfo {
@@ -393,6 +394,12 @@ export function mapS3Error(e: unknown, w: Where): StorageError {
   }
   if (status === undefined && code !== undefined && NET_LOST.has(code)) {
     return make('transient', `connection to S3 endpoint ${target} lost during ${what}: ${message || code}`);
+  }
+  if (code === 'CredentialsProviderError') {
+    return make(
+      'access-denied',
+      `S3 ${target}: no credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)`,
+    );
   }
   if (code === 'NoSuchBucket') {
     return make('no-bucket', `S3 bucket ${w.bucket} does not exist at ${w.endpoint} (${tag})`);
