@@ -3,6 +3,9 @@ import { CommanderError } from 'commander';
 import { buildProgram } from './program.js';
 import { EXIT, exitCodeFor, oneLine } from './exit-codes.js';
 
+// lifeboat ships its own runtime; the SDK's warning about Node versions is not for our users
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   program.exitOverride();

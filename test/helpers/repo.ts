@@ -1,0 +1,29 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { KdfParams } from '../../src/repo/kdf.js';
+
+/** Fast Argon2id parameters for tests (real ones take ~0.5 s per key). */
+export function testKdf(): KdfParams {
+  return { opslimit: 1, memlimit: 8 * 1024 * 1024, salt: crypto.randomBytes(16) };
+}
+
+export function tmpDir(prefix = 'lifeboat-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** Deterministic pseudo-random bytes (xorshift), fast and reproducible. */
+export function pseudoRandom(size: number, seed: number): Buffer {
+  const out = Buffer.allocUnsafe(size);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    out[i] = x & 0xff;
+  }
+  return out;
+}

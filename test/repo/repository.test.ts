@@ -1,0 +1,211 @@
+import crypto from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { Repository, packName } from '../../src/repo/repository.js';
+import { IntegrityError, NoRepositoryError, RepositoryExistsError, WrongPasswordError } from '../../src/repo/errors.js';
+import { toHex } from '../../src/util/hex.js';
+import type { Storage } from '../../src/storage/types.js';
+import type { Snapshot } from '../../src/repo/formats.js';
+import { backends, makeTempDir } from '../helpers/storage-backends.js';
+import { pseudoRandom, testKdf } from '../helpers/repo.js';
+
+async function names(storage: Storage, prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const o of storage.list(prefix)) out.push(o.name);
+  return out.sort();
+}
+
+function snapshotFor(tree: Buffer): Snapshot {
+  return {
+    version: 1,
+    time: new Date().toISOString(),
+    tree: toHex(tree),
+    paths: ['/srv'],
+    hostname: 'test-host',
+    tags: ['t1'],
+    source: { type: 'files' },
+  };
+}
+
+describe.each(backends)('repository on $name', (backend) => {
+  it('init then open with the password; a wrong or empty password is refused', async () => {
+    const storage = await backend.make();
+    const cacheDir = await makeTempDir();
+    const repo = await Repository.init(storage, 'correct horse', { kdf: testKdf(), cacheDir });
+    expect(repo.id).toMatch(/^[0-9a-f]{64}$/);
+    await repo.close();
+    const again = await Repository.open(storage, 'correct horse', { cacheDir });
+    expect(again.id).toBe(repo.id);
+    expect(again.config.chunker).toEqual({ algorithm: 'fastcdc-gear32-v1', min: 524288, avg: 1048576, max: 8388608 });
+    await again.close();
+    await expect(Repository.open(storage, 'wrong', { cacheDir })).rejects.toBeInstanceOf(WrongPasswordError);
+    await expect(Repository.open(storage, '', { cacheDir })).rejects.toThrow(/empty password/);
+    await expect(Repository.init(storage, 'other', { kdf: testKdf(), cacheDir })).rejects.toBeInstanceOf(RepositoryExistsError);
+    expect(await names(storage, 'keys/')).toHaveLength(1);
+  });
+
+  it('open where there is no repository says so', async () => {
+    const storage = await backend.make();
+    await expect(Repository.open(storage, 'pw', { cacheDir: await makeTempDir() })).rejects.toBeInstanceOf(NoRepositoryError);
+  });
+
+  it('stores blobs in packs, indexes them, and reads them back from a fresh cache', async () => {
+    const storage = await backend.make();
+    const repo = await Repository.init(storage, 'pw', { kdf: testKdf(), cacheDir: await makeTempDir() });
+    const datas = [pseudoRandom(3 << 20, 1), Buffer.alloc(2 << 20), Buffer.from('x'.repeat(100_000)), Buffer.alloc(0)];
+    const ids: Buffer[] = [];
+    for (const d of datas) ids.push((await repo.saveBlob('data', d)).id);
+    const tree = Buffer.from(JSON.stringify({ nodes: [] }));
+    const treeId = (await repo.saveBlob('tree', tree)).id;
+    expect((await repo.saveBlob('data', datas[0]!)).added).toBe(false);
+    await repo.flush();
+    const snapId = await repo.saveSnapshot(snapshotFor(treeId));
+    await repo.close();
+
+    const packs = await names(storage, 'data/');
+    expect(packs).toHaveLength(2); // one data pack, one tree pack
+    for (const p of packs) expect(p).toMatch(/^data\/([0-9a-f]{2})\/\1[0-9a-f]{62}$/);
+    expect(await names(storage, 'index/')).toHaveLength(1);
+
+    const fresh = await Repository.open(storage, 'pw', { cacheDir: await makeTempDir() });
+    expect(await fresh.syncIndex()).toEqual({ added: 1, removed: 0 });
+    for (let i = 0; i < datas.length; i++) expect((await fresh.loadBlob(ids[i]!)).equals(datas[i]!)).toBe(true);
+    expect((await fresh.loadBlob(treeId)).equals(tree)).toBe(true);
+    const snaps = await fresh.listSnapshots();
+    expect(snaps.map((s) => s.id)).toEqual([snapId]);
+    expect(snaps[0]!.snapshot.tree).toBe(toHex(treeId));
+    const header = await fresh.readPackHeader(packs[0]!.slice(8));
+    expect(header.length).toBeGreaterThan(0);
+    // a second session deduplicates against what the first stored
+    expect((await fresh.saveBlob('data', datas[1]!)).added).toBe(false);
+    await fresh.flush();
+    expect(await names(storage, 'data/')).toHaveLength(2);
+    await fresh.close();
+  });
+
+  it('cuts packs at about 16 MiB and keeps data and tree blobs apart', async () => {
+    const storage = await backend.make();
+    const repo = await Repository.init(storage, 'pw', { kdf: testKdf(), cacheDir: await makeTempDir() });
+    for (let i = 0; i < 40; i++) await repo.saveBlob('data', pseudoRandom(1 << 20, 100 + i));
+    await repo.flush();
+    await repo.syncIndex();
+    const packs = repo.cache.packs();
+    expect(packs.length).toBe(3);
+    for (const p of packs) expect(p.size).toBeLessThanOrEqual(16 * 1024 * 1024);
+    expect(packs.filter((p) => p.size > 15 * 1024 * 1024)).toHaveLength(2);
+    await repo.close();
+  });
+
+  it('names each damaged object: config, key, index, snapshot, pack', async () => {
+    const storage = await backend.make();
+    const cacheDir = await makeTempDir();
+    const repo = await Repository.init(storage, 'pw', { kdf: testKdf(), cacheDir });
+    const blobId = (await repo.saveBlob('data', pseudoRandom(100_000, 7))).id;
+    await repo.flush();
+    const snapId = await repo.saveSnapshot(snapshotFor(blobId));
+    await repo.close();
+
+    const flip = async (name: string, at: (len: number) => number) => {
+      const orig = await storage.get(name);
+      const bad = Buffer.from(orig);
+      bad[at(bad.length)]! ^= 0x04;
+      await storage.put(name, bad);
+      return async () => storage.put(name, orig);
+    };
+    const open = async () => Repository.open(storage, 'pw', { cacheDir: await makeTempDir() });
+
+    let restore = await flip('config', (n) => n - 5);
+    await expect(open()).rejects.toThrow(/integrity error in config/);
+    await restore();
+
+    const keyName = (await names(storage, 'keys/'))[0]!;
+    restore = await flip(keyName, (n) => n >> 1);
+    await expect(open()).rejects.toThrow(new RegExp(`integrity error in ${keyName}`));
+    await restore();
+
+    const indexName = (await names(storage, 'index/'))[0]!;
+    restore = await flip(indexName, (n) => n - 20);
+    let r = await open();
+    await expect(r.syncIndex()).rejects.toThrow(new RegExp(`integrity error in ${indexName}`));
+    await r.close();
+    await restore();
+
+    restore = await flip(`snapshots/${snapId}`, () => 30);
+    r = await open();
+    await expect(r.listSnapshots()).rejects.toThrow(new RegExp(`integrity error in snapshots/${snapId}`));
+    await r.close();
+    await restore();
+
+    const pack = (await names(storage, 'data/'))[0]!;
+    restore = await flip(pack, () => 50);
+    r = await open();
+    await r.syncIndex();
+    await expect(r.loadBlob(blobId)).rejects.toBeInstanceOf(IntegrityError);
+    await r.close();
+    await restore();
+    restore = await flip(pack, (n) => n - 10);
+    r = await open();
+    await expect(r.readPackHeader(pack.slice(8))).rejects.toThrow(/integrity error in data\/.*header/);
+    await r.close();
+    await restore();
+
+    r = await open();
+    await r.syncIndex();
+    expect((await r.loadBlob(blobId)).equals(pseudoRandom(100_000, 7))).toBe(true);
+    await r.close();
+  });
+
+  it('manages keys: add, open with either, passwd, remove; never the last or current one', async () => {
+    const storage = await backend.make();
+    const cacheDir = await makeTempDir();
+    const repo = await Repository.init(storage, 'one', { kdf: testKdf(), cacheDir });
+    const second = await repo.addKey('two', testKdf());
+    expect((await repo.listKeys()).map((k) => k.id).sort()).toEqual([repo.keyId, second].sort());
+    await expect(repo.removeKey(repo.keyId)).rejects.toThrow(/key in use/);
+    await repo.close();
+
+    const viaTwo = await Repository.open(storage, 'two', { cacheDir });
+    expect(viaTwo.keyId).toBe(second);
+    const third = await viaTwo.changePassword('three', testKdf());
+    await viaTwo.close();
+    await expect(Repository.open(storage, 'two', { cacheDir })).rejects.toBeInstanceOf(WrongPasswordError);
+    const viaThree = await Repository.open(storage, 'three', { cacheDir });
+    expect(viaThree.keyId).toBe(third);
+    await viaThree.removeKey(repo.keyId.slice(0, 10));
+    await expect(Repository.open(storage, 'one', { cacheDir })).rejects.toBeInstanceOf(WrongPasswordError);
+    expect(await viaThree.listKeys()).toHaveLength(1);
+    await viaThree.close();
+  });
+
+  it('cache: picks up index files written by another client and drops deleted ones', async () => {
+    const storage = await backend.make();
+    const a = await Repository.init(storage, 'pw', { kdf: testKdf(), cacheDir: await makeTempDir() });
+    const b = await Repository.open(storage, 'pw', { cacheDir: await makeTempDir() });
+    const id1 = (await a.saveBlob('data', Buffer.from('one'))).id;
+    await a.flush();
+    expect(b.hasBlob(id1)).toBe(false);
+    expect(await b.syncIndex()).toEqual({ added: 1, removed: 0 });
+    expect(b.hasBlob(id1)).toBe(true);
+    for (const n of await names(storage, 'index/')) await storage.delete(n);
+    expect(await b.syncIndex()).toEqual({ added: 0, removed: 1 });
+    expect(b.hasBlob(id1)).toBe(false);
+    await a.close();
+    await b.close();
+  });
+});
+
+describe('repository blob ids', () => {
+  it('are keyed: the same data has different ids in different repositories', async () => {
+    const s1 = await backends[0]!.make();
+    const s2 = await backends[0]!.make();
+    const r1 = await Repository.init(s1, 'pw', { kdf: testKdf(), cacheDir: await makeTempDir() });
+    const r2 = await Repository.init(s2, 'pw', { kdf: testKdf(), cacheDir: await makeTempDir() });
+    const data = crypto.randomBytes(1000);
+    const id1 = (await r1.saveBlob('data', data)).id;
+    const id2 = (await r2.saveBlob('data', data)).id;
+    expect(id1.equals(id2)).toBe(false);
+    expect(id1.equals(crypto.createHash('sha256').update(data).digest())).toBe(false);
+    expect(packName('ab'.repeat(32))).toBe(`data/ab/${'ab'.repeat(32)}`);
+    await r1.close();
+    await r2.close();
+  });
+});
