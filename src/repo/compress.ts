@@ -27,6 +27,39 @@ export class PayloadError extends Error {
 let cctx: CCtx | null = null;
 let dctx: DCtx | null = null;
 
+/**
+ * Incompressible-data pre-check. zstd-3 spends ~0.25–0.6 ms per MiB of random data before
+ * giving up; compressing PRECHECK_SAMPLES samples of PRECHECK_SAMPLE bytes spread evenly over
+ * the input (first and last included) at level 1 costs ~0.04 ms per MiB. When every sample
+ * stays above PRECHECK_RATIO the data is stored raw without running zstd on all of it.
+ * Measured here on 1 MiB blobs (shared, noisy machine; best of 3): random 1.7–3.8 GB/s for
+ * full zstd-3 → ~28 GB/s with the pre-check; SQL text 431 → 408–453 MB/s (within noise) at an
+ * unchanged ratio; 64 KiB stripes of text/random unchanged ratio (0.583); 900 KiB random +
+ * 124 KiB text unchanged ratio (0.900), where a single 64 KiB prefix sample would have stored
+ * it raw. Limitation: compressible regions that miss all four samples (under ~1/4 of the blob,
+ * between sample points), or repeats of random data within one blob, are stored raw.
+ */
+const PRECHECK_MIN_INPUT = 128 * 1024;
+const PRECHECK_SAMPLES = 4;
+const PRECHECK_SAMPLE = 16 * 1024;
+const PRECHECK_RATIO = 0.97;
+let precheckScratch: Buffer | null = null;
+
+/** True when the samples say `data` won't compress (so it should be stored raw). */
+export function looksIncompressible(data: Uint8Array): boolean {
+  const len = data.length;
+  if (len < PRECHECK_MIN_INPUT) return false;
+  if (cctx === null) cctx = new binding.CCtx();
+  if (precheckScratch === null) precheckScratch = Buffer.allocUnsafe(binding.compressBound(PRECHECK_SAMPLE));
+  const step = Math.floor((len - PRECHECK_SAMPLE) / (PRECHECK_SAMPLES - 1));
+  const limit = PRECHECK_RATIO * PRECHECK_SAMPLE;
+  for (let k = 0; k < PRECHECK_SAMPLES; k++) {
+    const off = k * step;
+    if (cctx.compress(precheckScratch, data.subarray(off, off + PRECHECK_SAMPLE), 1) <= limit) return false;
+  }
+  return true;
+}
+
 const RAW_HEADER = Buffer.from([ENCODING_RAW]);
 const ZSTD_HEADER = Buffer.from([ENCODING_ZSTD]);
 
@@ -38,7 +71,7 @@ const ZSTD_HEADER = Buffer.from([ENCODING_ZSTD]);
 export function encodePayloadParts(data: Uint8Array, level: number = DEFAULT_LEVEL): [Buffer, Buffer] {
   const len = data.length;
   const body = Buffer.from(data.buffer, data.byteOffset, len);
-  if (len === 0) return [RAW_HEADER, body];
+  if (len === 0 || looksIncompressible(data)) return [RAW_HEADER, body];
   if (cctx === null) cctx = new binding.CCtx();
   const dst = Buffer.allocUnsafe(binding.compressBound(len));
   const n = cctx.compress(dst, data, level);
@@ -50,17 +83,19 @@ export function encodePayloadParts(data: Uint8Array, level: number = DEFAULT_LEV
 export function encodePayload(data: Uint8Array, level: number = DEFAULT_LEVEL): Buffer {
   const len = data.length;
   if (len === 0) return Buffer.from(RAW_HEADER);
-  if (cctx === null) cctx = new binding.CCtx();
-  const out = Buffer.allocUnsafe(1 + binding.compressBound(len));
-  const n = cctx.compress(out.subarray(1), data, level);
-  if (n >= len) {
-    const raw = Buffer.allocUnsafe(1 + len);
-    raw[0] = ENCODING_RAW;
-    raw.set(data, 1);
-    return raw;
+  if (!looksIncompressible(data)) {
+    if (cctx === null) cctx = new binding.CCtx();
+    const out = Buffer.allocUnsafe(1 + binding.compressBound(len));
+    const n = cctx.compress(out.subarray(1), data, level);
+    if (n < len) {
+      out[0] = ENCODING_ZSTD;
+      return out.subarray(0, 1 + n);
+    }
   }
-  out[0] = ENCODING_ZSTD;
-  return out.subarray(0, 1 + n);
+  const raw = Buffer.allocUnsafe(1 + len);
+  raw[0] = ENCODING_RAW;
+  raw.set(data, 1);
+  return raw;
 }
 
 function zstdMessage(err: unknown): string {
