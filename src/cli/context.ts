@@ -7,12 +7,14 @@ import { defaultKdfParams } from '../repo/kdf.js';
 import { Output } from './output.js';
 import { UsageError } from './exit-codes.js';
 import { resolvePassword } from './password.js';
+import { parseDuration } from '../util/duration.js';
 
 /** Options every command accepts (set on the root program). */
 export interface GlobalOptions {
   repo?: string;
   passwordFile?: string;
   cacheDir?: string;
+  retryLock?: string;
   json?: boolean;
   quiet?: boolean;
   verbose?: number;
@@ -59,13 +61,28 @@ export class CliContext {
     }
   }
 
-  async withRepository<T>(fn: (repo: Repository) => Promise<T>): Promise<T> {
+  /** Opens the repository, optionally takes a lock, runs fn, then releases and closes everything. */
+  async withRepository<T>(fn: (repo: Repository) => Promise<T>, lock?: 'shared' | 'exclusive'): Promise<T> {
     const repo = await this.openRepository();
     try {
-      return await fn(repo);
+      const held = lock ? await repo.lock({ exclusive: lock === 'exclusive', retryMs: this.retryLockMs() }) : null;
+      try {
+        return await fn(repo);
+      } finally {
+        await held?.release();
+      }
     } finally {
       await repo.close();
       await repo.storage.close();
+    }
+  }
+
+  retryLockMs(): number {
+    if (!this.globals.retryLock) return 0;
+    try {
+      return parseDuration(this.globals.retryLock);
+    } catch (e) {
+      throw new UsageError(`--retry-lock: ${(e as Error).message}`);
     }
   }
 }

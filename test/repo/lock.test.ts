@@ -1,0 +1,73 @@
+import crypto from 'node:crypto';
+import os from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { RepoLock, listLocks } from '../../src/repo/lock.js';
+import { LockConflictError } from '../../src/repo/errors.js';
+import { sealJson } from '../../src/repo/sealed.js';
+import { getSodium } from '../../src/repo/sodium.js';
+import type { Storage } from '../../src/storage/types.js';
+import { backends, makeCompatS3 } from '../helpers/storage-backends.js';
+
+await getSodium();
+const key = crypto.randomBytes(32);
+const fastSleep = () => Promise.resolve();
+
+async function lockNames(storage: Storage): Promise<string[]> {
+  const out: string[] = [];
+  for await (const o of storage.list('locks/')) out.push(o.name);
+  return out;
+}
+
+const cases = [...backends, { name: 's3-conditional' as const, make: () => makeCompatS3() }];
+
+describe.each(cases)('locks on $name', (backend) => {
+  it('shared locks coexist; exclusive conflicts with them both ways; release removes them', async () => {
+    const storage = await backend.make();
+    const a = await RepoLock.acquire(storage, key, { exclusive: false });
+    const b = await RepoLock.acquire(storage, key, { exclusive: false });
+    await expect(RepoLock.acquire(storage, key, { exclusive: true })).rejects.toThrow(LockConflictError);
+    await a.release();
+    await b.release();
+    expect(await lockNames(storage)).toEqual([]);
+    const x = await RepoLock.acquire(storage, key, { exclusive: true });
+    await expect(RepoLock.acquire(storage, key, { exclusive: false })).rejects.toThrow(/exclusive lock held by .* pid \d+/);
+    await expect(RepoLock.acquire(storage, key, { exclusive: true })).rejects.toThrow(LockConflictError);
+    await x.refresh();
+    await x.release();
+    expect(await lockNames(storage)).toEqual([]);
+  });
+
+  it('ignores stale locks: too old, or from a dead process on this host', async () => {
+    const storage = await backend.make();
+    const base = { hostname: 'elsewhere', username: 'u', pid: 1, uid: 0, gid: 0, nonce: 'n', exclusive: true };
+    const old = { ...base, time: new Date(Date.now() - 31 * 60 * 1000).toISOString() };
+    await storage.put(`locks/${'a'.repeat(64)}`, sealJson(key, 'lock', old));
+    const dead = { ...base, hostname: os.hostname(), pid: 2 ** 22 + 12345, time: new Date().toISOString() };
+    await storage.put(`locks/${'b'.repeat(64)}`, sealJson(key, 'lock', dead));
+    const l = await RepoLock.acquire(storage, key, { exclusive: true });
+    await l.release();
+    const fresh = { ...base, time: new Date().toISOString() };
+    await storage.put(`locks/${'c'.repeat(64)}`, sealJson(key, 'lock', fresh));
+    await expect(RepoLock.acquire(storage, key, { exclusive: false })).rejects.toThrow(/elsewhere/);
+    expect((await listLocks(storage, key)).length).toBe(3);
+  });
+
+  it('--retry-lock waits for a lock that is released meanwhile', async () => {
+    const storage = await backend.make();
+    const held = await RepoLock.acquire(storage, key, { exclusive: true });
+    setTimeout(() => void held.release(), 300);
+    const l = await RepoLock.acquire(storage, key, { exclusive: false, retryMs: 20_000 });
+    expect(l.exclusive).toBe(false);
+    await l.release();
+  });
+
+  it('of concurrent exclusive lockers at most one wins', async () => {
+    const storage = await backend.make();
+    const results = await Promise.allSettled(
+      Array.from({ length: 6 }, () => RepoLock.acquire(storage, key, { exclusive: true, sleep: fastSleep })),
+    );
+    const won = results.filter((r) => r.status === 'fulfilled');
+    expect(won.length).toBeLessThanOrEqual(1);
+    for (const r of won) await (r as PromiseFulfilledResult<RepoLock>).value.release();
+  });
+});
