@@ -1,0 +1,384 @@
+/**
+ * A pool of worker threads that seal blobs: chunk → (id = HMAC-SHA-256) → zstd payload →
+ * XChaCha20-Poly1305 with AD = id, i.e. exactly {@link sealBlob} (the workers call it).
+ *
+ * - `seal()` returns one promise per chunk; the caller awaits them in submission order (the
+ *   pack and a file's content list depend on order). `sealOrdered()` does that for a stream.
+ * - Back-pressure: `ready()` resolves once fewer than `maxInFlight` chunks and
+ *   `maxInFlightBytes` bytes are being sealed, so memory stays flat.
+ * - Size 0 or 1 runs inline in the calling thread (no workers, no copies): on a 2-core machine
+ *   a single worker only adds messaging to the same amount of work.
+ * - Chunks are copied into pool-owned ArrayBuffers that travel to a worker and back
+ *   (transferred, not cloned) and are reused, so steady state allocates nothing on the way in.
+ *   A chunk from the chunker is usually a view into the caller's read buffer, which can't be
+ *   transferred without detaching the whole read buffer; one memcpy (≈ 0.05 ms per MiB) is far
+ *   cheaper than the page faults of a fresh buffer. Callers that own a chunk outright may pass
+ *   `{ transfer: true }` to hand its ArrayBuffer over instead (bench/engine.ts measures both).
+ *
+ * Where the worker code comes from (must work from dist/, under vitest from src/, and in an
+ * esbuild bundle):
+ *   1. `options.workerUrl` or $LIFEBOAT_SEAL_WORKER, when given;
+ *   2. `./seal-worker.js` next to this module — the case for dist/repo/seal-pool.js, and for a
+ *      bundle when seal-worker.ts is built as a second entry point next to it
+ *      (esbuild `entryPoints: ['src/cli/main.ts', 'src/repo/seal-worker.ts']`, same outdir);
+ *   3. when this module is a .ts source (vitest, tsx), `dist/repo/seal-worker.js` under the
+ *      package root: worker_threads can't run TypeScript and vitest's transform doesn't reach
+ *      into workers, so tests use the compiled worker (`npm test` builds first).
+ * An eval'd inline worker was rejected: it would still have to import the compiled
+ * blob/aead/compress modules by path, so it solves nothing and hides the path.
+ */
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { sealBlob, type BlobType, type SealedBlob } from './blob.js';
+import { DEFAULT_LEVEL } from './compress.js';
+import type { SealDone, SealFailed, SealTask, SealWorkerData } from './seal-worker.js';
+
+export interface SealKeys {
+  encryption: Uint8Array;
+  blobId: Uint8Array;
+}
+
+export interface SealPoolOptions {
+  /** Worker threads; default os.availableParallelism(). 0 or 1: seal inline, no workers. */
+  workers?: number;
+  /** zstd level (format default 3). */
+  level?: number;
+  /** Most chunks being sealed at once; default 4 × workers (1 when inline). */
+  maxInFlight?: number;
+  /** Most bytes being sealed at once; default 64 MiB (a chunk larger than that still goes alone). */
+  maxInFlightBytes?: number;
+  /** Where the compiled worker is; see the module comment. */
+  workerUrl?: URL | string;
+}
+
+export interface SealOptions {
+  /** Blob type; default 'data'. */
+  type?: BlobType;
+  /** The id when the caller has it already (computed for a dedup check): the worker won't hash. */
+  id?: Buffer;
+  /**
+   * The caller gives up `data`: when it spans its whole ArrayBuffer, that buffer is transferred
+   * to the worker (detaching `data`) instead of copied.
+   */
+  transfer?: boolean;
+}
+
+const MiB = 1024 * 1024;
+/** Free transfer buffers kept for reuse, at most. */
+const MAX_FREE_BUFFERS = 16;
+
+interface Pending {
+  resolve: (b: SealedBlob) => void;
+  reject: (e: Error) => void;
+  type: BlobType;
+  bytes: number;
+  worker: PoolWorker;
+}
+
+interface PoolWorker {
+  worker: Worker;
+  /** Bytes queued on this worker. */
+  load: number;
+  tasks: number;
+  exited: boolean;
+}
+
+/** The compiled worker's URL (see the module comment). */
+export function defaultWorkerUrl(): URL {
+  const env = process.env.LIFEBOAT_SEAL_WORKER;
+  if (env) return env.startsWith('file:') ? new URL(env) : pathToFileURL(path.resolve(env));
+  const here = new URL('./seal-worker.js', import.meta.url);
+  if (!import.meta.url.endsWith('.ts') || existsSync(fileURLToPath(here))) return here;
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(path.join(dir, 'package.json'))) break;
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('seal pool: cannot find the package root to locate dist/repo/seal-worker.js');
+    dir = up;
+  }
+  const built = path.join(dir, 'dist', 'repo', 'seal-worker.js');
+  if (!existsSync(built)) throw new Error(`seal pool: ${built} is missing; run "npm run build" first`);
+  return pathToFileURL(built);
+}
+
+export class SealPool {
+  /** Worker threads (0 when sealing inline). */
+  readonly size: number;
+  readonly level: number;
+  readonly maxInFlight: number;
+  readonly maxInFlightBytes: number;
+  private readonly keys: SealKeys;
+  private readonly workers: PoolWorker[] = [];
+  private readonly pending = new Map<number, Pending>();
+  private readonly free: ArrayBuffer[] = [];
+  private seq = 0;
+  private inFlightBytes = 0;
+  private waiters: Array<() => void> = [];
+  private failure: Error | null = null;
+  private closed = false;
+  /** Chunks copied into a transfer buffer / handed over without a copy (for benchmarks). */
+  readonly stats = { copied: 0, transferred: 0, buffersAllocated: 0 };
+
+  private constructor(keys: SealKeys, size: number, opts: SealPoolOptions) {
+    this.keys = { encryption: Buffer.from(keys.encryption), blobId: Buffer.from(keys.blobId) };
+    this.size = size;
+    this.level = opts.level ?? DEFAULT_LEVEL;
+    // inline: nothing is ever in flight; 1 tells sealOrdered/storeStream not to queue results
+    this.maxInFlight = Math.max(1, opts.maxInFlight ?? (size === 0 ? 1 : 4 * size));
+    this.maxInFlightBytes = Math.max(1, opts.maxInFlightBytes ?? 64 * MiB);
+  }
+
+  /** Starts the workers and waits until each has loaded libsodium and zstd. */
+  static async create(keys: SealKeys, opts: SealPoolOptions = {}): Promise<SealPool> {
+    const n = opts.workers ?? os.availableParallelism();
+    if (!Number.isInteger(n) || n < 0) throw new RangeError(`seal pool: bad worker count ${n}`);
+    const pool = new SealPool(keys, n <= 1 ? 0 : n, opts);
+    if (pool.size > 0) {
+      const url = opts.workerUrl === undefined ? defaultWorkerUrl() : opts.workerUrl;
+      try {
+        await Promise.all(Array.from({ length: pool.size }, () => pool.startWorker(url)));
+      } catch (e) {
+        await pool.close();
+        throw e;
+      }
+    }
+    return pool;
+  }
+
+  private startWorker(url: URL | string): Promise<void> {
+    const data: SealWorkerData = { encryption: this.keys.encryption, blobId: this.keys.blobId, level: this.level };
+    const worker = new Worker(url, { workerData: data, name: 'lifeboat-seal' });
+    const pw: PoolWorker = { worker, load: 0, tasks: 0, exited: false };
+    this.workers.push(pw);
+    return new Promise<void>((resolve, reject) => {
+      let started = false;
+      worker.on('message', (msg: SealDone | SealFailed | { kind: 'ready' }) => {
+        if (msg.kind === 'ready') {
+          started = true;
+          worker.unref(); // idle workers never keep the process alive; see track()
+          resolve();
+        } else {
+          this.settle(pw, msg);
+        }
+      });
+      worker.on('error', (e: Error) => {
+        if (!started) reject(e);
+        this.fail(new Error(`seal worker failed: ${e.message}`, { cause: e }));
+      });
+      worker.on('exit', (code) => {
+        pw.exited = true;
+        if (!started) reject(new Error(`seal worker exited during start (code ${code})`));
+        if (!this.closed) this.fail(new Error(`seal worker exited unexpectedly (code ${code})`));
+      });
+    });
+  }
+
+  /** Number of chunks being sealed. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** Bytes being sealed. */
+  get bytesInFlight(): number {
+    return this.inFlightBytes;
+  }
+
+  /** True when another chunk may be submitted without exceeding the limits. */
+  get hasRoom(): boolean {
+    return this.pending.size === 0 || (this.pending.size < this.maxInFlight && this.inFlightBytes < this.maxInFlightBytes);
+  }
+
+  /**
+   * For a caller holding `queued` results it has not consumed yet (in order): true when it must
+   * consume the oldest before submitting more. Bounds both the work in flight and the sealed
+   * results waiting (an inline pool finishes at once, so only the queue length bounds it).
+   */
+  mustDrain(queued: number): boolean {
+    return queued > 0 && (queued >= this.maxInFlight || !this.hasRoom);
+  }
+
+  /** Resolves when there is room for another chunk (at once for an inline pool). */
+  async ready(): Promise<void> {
+    while (!this.hasRoom) {
+      if (this.failure) throw this.failure;
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+    if (this.failure) throw this.failure;
+  }
+
+  /**
+   * Seals one chunk. Doesn't wait for room: callers bound memory with `await ready()` before
+   * each call (or use sealOrdered). `data` must not change until the promise settles unless
+   * it was transferred; it is copied (or transferred) before this returns for a worker pool.
+   */
+  seal(data: Buffer, opts: SealOptions = {}): Promise<SealedBlob> {
+    const type = opts.type ?? 'data';
+    if (this.closed) return Promise.reject(new Error('seal pool is closed'));
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.size === 0) {
+      try {
+        return Promise.resolve(sealBlob(this.keys, type, data, opts.id, this.level));
+      } catch (e) {
+        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+      }
+    }
+    const len = data.length;
+    let buf: ArrayBuffer;
+    if (opts.transfer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength &&
+        data.buffer instanceof ArrayBuffer && len > 0) {
+      buf = data.buffer;
+      this.stats.transferred++;
+    } else {
+      buf = this.takeBuffer(len);
+      new Uint8Array(buf, 0, len).set(data);
+      this.stats.copied++;
+    }
+    let id: Uint8Array | null = null;
+    if (opts.id) {
+      id = new Uint8Array(opts.id.length);
+      id.set(opts.id);
+    }
+    const pw = this.pickWorker();
+    const seq = this.seq++;
+    const task: SealTask = { seq, type, buf, len, id };
+    return new Promise<SealedBlob>((resolve, reject) => {
+      this.pending.set(seq, { resolve, reject, type, bytes: len, worker: pw });
+      this.inFlightBytes += len;
+      pw.load += len;
+      if (pw.tasks++ === 0) pw.worker.ref();
+      pw.worker.postMessage(task, [buf]);
+    });
+  }
+
+  /**
+   * Seals a stream of chunks with bounded in-flight work and yields the results in input order.
+   * Items may carry a precomputed id.
+   */
+  async *sealOrdered(source: AsyncIterable<Buffer | { data: Buffer; id?: Buffer }> | Iterable<Buffer | { data: Buffer; id?: Buffer }>,
+                     type: BlobType = 'data'): AsyncGenerator<SealedBlob> {
+    const queue: Array<Promise<SealedBlob>> = [];
+    try {
+      for await (const item of source) {
+        const { data, id } = Buffer.isBuffer(item) ? { data: item, id: undefined } : item;
+        while (this.mustDrain(queue.length)) yield await queue.shift()!;
+        const p = this.seal(data, id === undefined ? { type } : { type, id });
+        p.catch(() => undefined); // surfaced when awaited in order
+        queue.push(p);
+      }
+      while (queue.length > 0) yield await queue.shift()!;
+    } finally {
+      // on early exit, let outstanding work finish so buffers come back and nothing rejects unseen
+      await Promise.allSettled(queue);
+    }
+  }
+
+  private pickWorker(): PoolWorker {
+    let best: PoolWorker | null = null;
+    for (const w of this.workers) {
+      if (w.exited) continue;
+      if (best === null || w.load < best.load) best = w;
+    }
+    if (best === null) throw this.failure ?? new Error('seal pool has no live workers');
+    return best;
+  }
+
+  /** A reusable transfer buffer of at least `len` bytes. */
+  private takeBuffer(len: number): ArrayBuffer {
+    if (len === 0) return new ArrayBuffer(0);
+    // best fit among the free buffers; chunks are 512 KiB .. 8 MiB, so a handful of sizes recur
+    let bestIdx = -1;
+    for (let i = 0; i < this.free.length; i++) {
+      const b = this.free[i]!;
+      if (b.byteLength >= len && (bestIdx < 0 || b.byteLength < this.free[bestIdx]!.byteLength)) bestIdx = i;
+    }
+    if (bestIdx >= 0) {
+      const b = this.free[bestIdx]!;
+      this.free[bestIdx] = this.free[this.free.length - 1]!;
+      this.free.pop();
+      return b;
+    }
+    this.stats.buffersAllocated++;
+    // round up so that slightly larger chunks later reuse it: 1 MiB steps, at least 1 MiB
+    return new ArrayBuffer(Math.max(MiB, Math.ceil(len / MiB) * MiB));
+  }
+
+  private giveBuffer(buf: ArrayBuffer): void {
+    if (buf.byteLength === 0) return;
+    if (this.free.length < Math.min(MAX_FREE_BUFFERS, this.maxInFlight) &&
+        this.freeBytes() + buf.byteLength <= this.maxInFlightBytes) {
+      this.free.push(buf);
+    }
+  }
+
+  private freeBytes(): number {
+    let n = 0;
+    for (const b of this.free) n += b.byteLength;
+    return n;
+  }
+
+  private settle(pw: PoolWorker, msg: SealDone | SealFailed): void {
+    const p = this.pending.get(msg.seq);
+    if (!p) return;
+    this.pending.delete(msg.seq);
+    this.inFlightBytes -= p.bytes;
+    pw.load -= p.bytes;
+    if (--pw.tasks === 0) pw.worker.unref();
+    this.giveBuffer(msg.buf);
+    if (msg.kind === 'done') {
+      p.resolve({
+        id: Buffer.from(msg.id),
+        type: p.type,
+        sealed: Buffer.from(msg.sealed),
+        rawLength: msg.rawLength,
+      });
+    } else {
+      p.reject(new Error(`sealing a blob failed: ${msg.message}`));
+    }
+    this.wake();
+  }
+
+  private wake(): void {
+    if (this.waiters.length === 0) return;
+    const w = this.waiters;
+    this.waiters = [];
+    for (const r of w) r();
+  }
+
+  private fail(e: Error): void {
+    this.failure ??= e;
+    for (const [seq, p] of this.pending) {
+      if (p.worker.exited || this.closed) {
+        this.pending.delete(seq);
+        this.inFlightBytes -= p.bytes;
+        p.reject(this.failure);
+      }
+    }
+    // a failed pool takes no new work; outstanding tasks on live workers still settle
+    this.wake();
+  }
+
+  /**
+   * Waits for chunks in flight, then stops the workers. Idempotent. After it, the pool holds
+   * no threads and the process can exit.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    const outstanding = [...this.pending.values()].map(
+      (p) => new Promise<void>((r) => {
+        const { resolve, reject } = p;
+        p.resolve = (b) => (resolve(b), r());
+        p.reject = (e) => (reject(e), r());
+      }),
+    );
+    await Promise.all(outstanding);
+    this.closed = true;
+    await Promise.all(this.workers.map(async (w) => {
+      if (!w.exited) await w.worker.terminate();
+    }));
+    this.free.length = 0;
+    this.wake();
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * Worker thread of the seal pool (seal-pool.ts): turns chunks into sealed blobs with
+ * {@link sealBlob} — HMAC id (unless the id is given), zstd payload, XChaCha20-Poly1305 with
+ * AD = id. No crypto of its own: exactly the code the main thread would run.
+ *
+ * Protocol (all messages on the worker's parent port):
+ *   workerData: { encryption, blobId: Uint8Array (the two subkeys, sent once), level?: number }
+ *   ← { kind: 'ready' } once libsodium and zstd are loaded
+ *   → SealTask   { seq, type, buf: ArrayBuffer (transferred), len, id: Uint8Array | null }
+ *   ← SealDone   { seq, id: ArrayBuffer(32), sealed: ArrayBuffer, rawLength, buf } with `buf`
+ *                transferred back so the pool can reuse it, and `sealed`/`id` transferred too
+ *   ← SealFailed { seq, message, buf }
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { sealBlob, type BlobType } from './blob.js';
+import { getSodium } from './sodium.js';
+
+export interface SealWorkerData {
+  encryption: Uint8Array;
+  blobId: Uint8Array;
+  level?: number;
+}
+
+export interface SealTask {
+  seq: number;
+  type: BlobType;
+  /** Holds the chunk in its first `len` bytes. */
+  buf: ArrayBuffer;
+  len: number;
+  /** The blob id when the caller computed it already (dedup short-cut), else null. */
+  id: Uint8Array | null;
+}
+
+export interface SealDone {
+  kind: 'done';
+  seq: number;
+  id: ArrayBuffer;
+  sealed: ArrayBuffer;
+  rawLength: number;
+  buf: ArrayBuffer;
+}
+
+export interface SealFailed {
+  kind: 'failed';
+  seq: number;
+  message: string;
+  buf: ArrayBuffer;
+}
+
+/** An ArrayBuffer holding exactly `b`'s bytes: `b`'s own buffer when it spans all of it, else a copy. */
+function ownBuffer(b: Uint8Array): ArrayBuffer {
+  if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer) return b.buffer;
+  const copy = new Uint8Array(b.byteLength);
+  copy.set(b);
+  return copy.buffer;
+}
+
+async function main(): Promise<void> {
+  const port = parentPort;
+  if (port === null) throw new Error('seal-worker must run in a worker thread');
+  await getSodium();
+  const data = workerData as SealWorkerData;
+  const keys = { encryption: Buffer.from(data.encryption), blobId: Buffer.from(data.blobId) };
+  const level = data.level;
+  port.on('message', (task: SealTask) => {
+    const chunk = Buffer.from(task.buf, 0, task.len);
+    try {
+      const id = task.id === null ? undefined : Buffer.from(task.id.buffer, task.id.byteOffset, task.id.byteLength);
+      const blob = sealBlob(keys, task.type, chunk, id, level);
+      const sealed = ownBuffer(blob.sealed);
+      const idBuf = ownBuffer(blob.id);
+      const done: SealDone = { kind: 'done', seq: task.seq, id: idBuf, sealed, rawLength: blob.rawLength, buf: task.buf };
+      // `sealed` may share the ArrayBuffer with `id` only if both were copies, which they never are
+      const transfer: ArrayBuffer[] = [task.buf, sealed];
+      if (idBuf !== sealed && idBuf !== task.buf) transfer.push(idBuf);
+      port.postMessage(done, transfer);
+    } catch (e) {
+      const failed: SealFailed = { kind: 'failed', seq: task.seq, message: e instanceof Error ? e.message : String(e), buf: task.buf };
+      port.postMessage(failed, [task.buf]);
+    }
+  });
+  port.postMessage({ kind: 'ready' });
+}
+
+await main();

@@ -1,0 +1,139 @@
+/**
+ * The write path of one stream (a file, stdin, a database dump):
+ *
+ *   source buffers → Chunker (FastCDC) → [id = HMAC-SHA-256 here, skip known blobs]
+ *     → SealPool (zstd + XChaCha20-Poly1305, worker threads) → Repository.addSealedBlob
+ *     (packs of ~16 MiB, uploaded with bounded concurrency)
+ *
+ * and returns the stream's content list: blob ids in order. Call `repo.flush()` before writing
+ * anything that names these blobs (a tree, a snapshot).
+ *
+ * Memory stays flat: at most `pool.maxInFlight` chunks are sealed or waiting to be packed per
+ * stream (and the pool bounds the bytes across streams), the packer holds one pack, and
+ * Repository bounds the packs being uploaded. Several streams may share one pool and one
+ * repository concurrently; each gets its blobs packed in its own order.
+ */
+import { Chunker, type ChunkerParams } from './chunker.js';
+import { blobId } from './keys-derive.js';
+import type { BlobType, SealedBlob } from './blob.js';
+import type { Repository } from './repository.js';
+import type { SealPool } from './seal-pool.js';
+import { toHex } from '../util/hex.js';
+
+export interface StoreOptions {
+  /** Blob type; 'data' for file content. */
+  type?: BlobType;
+  /**
+   * Compute each chunk's id in this thread first and don't seal chunks the repository already
+   * has (default true). With false the worker hashes and duplicates are only dropped when
+   * packed: less work here, but every chunk gets compressed and encrypted.
+   */
+  hashFirst?: boolean;
+  /** Chunker parameters (the repository's; default format §5). */
+  chunker?: ChunkerParams;
+  /** Called after each chunk is packed or found to be a duplicate, with the stream bytes done. */
+  onProgress?: (bytesDone: number) => void;
+}
+
+export interface StoreResult {
+  /** Blob ids of the stream's chunks, in order (the file's `content`). */
+  ids: Buffer[];
+  /** Plaintext length of each chunk, parallel to `ids`. */
+  lengths: number[];
+  /** Bytes read from the source. */
+  size: number;
+  /** Chunks whose blobs were new to the repository, and their plaintext bytes. */
+  newChunks: number;
+  newBytes: number;
+  /** Sealed bytes added to packs for the new blobs (before the pack header). */
+  storedBytes: number;
+}
+
+interface Queued {
+  index: number;
+  length: number;
+  /** null: a known blob, nothing to seal. */
+  sealing: Promise<SealedBlob> | null;
+  hex: string | null;
+}
+
+/**
+ * Chunks, seals and packs `source`; returns the ordered blob ids. The pool may be inline
+ * (workers 0/1) or shared with other streams. On error the stream is abandoned (its blobs
+ * packed so far stay in the repository's packs) and the error is thrown after outstanding
+ * work has settled.
+ */
+export async function storeStream(
+  repo: Repository,
+  pool: SealPool,
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  opts: StoreOptions = {},
+): Promise<StoreResult> {
+  const type = opts.type ?? 'data';
+  const hashFirst = opts.hashFirst ?? true;
+  const chunker = new Chunker(repo.gearTable(), opts.chunker);
+  const idKey = repo.keys.blobId;
+  const result: StoreResult = { ids: [], lengths: [], size: 0, newChunks: 0, newBytes: 0, storedBytes: 0 };
+  const queue: Queued[] = [];
+  /** Ids being sealed by this stream (hex), so a chunk repeated within the stream is sealed once. */
+  const sealing = new Set<string>();
+  let done = 0;
+
+  const drainOne = async (): Promise<void> => {
+    const item = queue.shift()!;
+    if (item.sealing !== null) {
+      const blob = await item.sealing;
+      result.ids[item.index] = blob.id;
+      if (await repo.addSealedBlob(blob)) {
+        result.newChunks++;
+        result.newBytes += blob.rawLength;
+        result.storedBytes += blob.sealed.length;
+      }
+      if (item.hex !== null) sealing.delete(item.hex);
+    }
+    done += item.length;
+    opts.onProgress?.(done);
+  };
+
+  const handle = async (chunk: Buffer): Promise<void> => {
+    const index = result.lengths.length;
+    result.lengths.push(chunk.length);
+    let id: Buffer | undefined;
+    let hex: string | null = null;
+    if (hashFirst) {
+      id = blobId(idKey, chunk);
+      result.ids.push(id);
+      hex = toHex(id);
+      if (sealing.has(hex) || repo.hasBlob(id)) {
+        // known: no sealing, but keep its place so progress and packing stay in order
+        if (queue.length === 0) {
+          done += chunk.length;
+          opts.onProgress?.(done);
+        } else {
+          queue.push({ index, length: chunk.length, sealing: null, hex: null });
+        }
+        return;
+      }
+      sealing.add(hex);
+    } else {
+      result.ids.push(Buffer.alloc(0)); // placeholder until the worker's id comes back
+    }
+    while (pool.mustDrain(queue.length)) await drainOne();
+    const p = pool.seal(chunk, id === undefined ? { type } : { type, id });
+    p.catch(() => undefined); // surfaced in order by drainOne
+    queue.push({ index, length: chunk.length, sealing: p, hex });
+  };
+
+  try {
+    for await (const piece of source) {
+      const data = Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+      result.size += data.length;
+      for (const chunk of chunker.push(data)) await handle(chunk);
+    }
+    for (const chunk of chunker.finish()) await handle(chunk);
+    while (queue.length > 0) await drainOne();
+  } finally {
+    if (queue.length > 0) await Promise.allSettled(queue.map((q) => q.sealing));
+  }
+  return result;
+}
