@@ -154,6 +154,32 @@ describe.each(backends)('repository on $name', (backend) => {
     await r.close();
   });
 
+  it('refuses truncated objects with an integrity error naming them', async () => {
+    const storage = await backend.make();
+    const repo = await Repository.init(storage, 'pw', { kdf: testKdf(), cacheDir: await makeTempDir() });
+    const blobId = (await repo.saveBlob('data', pseudoRandom(5000, 3))).id;
+    await repo.flush();
+    await repo.saveSnapshot(snapshotFor(blobId));
+    await repo.close();
+    const objects = ['config', ...(await names(storage, 'keys/')), ...(await names(storage, 'index/')), ...(await names(storage, 'snapshots/')), ...(await names(storage, 'data/'))];
+    for (const name of objects) {
+      const orig = await storage.get(name);
+      await storage.put(name, orig.subarray(0, orig.length - 7));
+      const attempt = async () => {
+        const r = await Repository.open(storage, 'pw', { cacheDir: await makeTempDir() });
+        try {
+          await r.syncIndex();
+          await r.listSnapshots();
+          if (name.startsWith('data/')) await r.readPackHeader(name.slice(name.lastIndexOf('/') + 1));
+        } finally {
+          await r.close();
+        }
+      };
+      await expect(attempt(), name).rejects.toThrow(new RegExp(`integrity error in ${name.replace(/\//g, '\\/')}`));
+      await storage.put(name, orig);
+    }
+  });
+
   it('manages keys: add, open with either, passwd, remove; never the last or current one', async () => {
     const storage = await backend.make();
     const cacheDir = await makeTempDir();
