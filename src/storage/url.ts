@@ -42,6 +42,11 @@ function parseS3(rest: string, input: string): Location {
   if (scheme !== undefined && scheme !== 'http' && scheme !== 'https') {
     throw new Error(`invalid repository location "${input}": scheme ${scheme}: is not http or https; ${usage}`);
   }
+  // URL() would resolve "a/../b" silently; refuse dot segments in what the user wrote
+  const rawPath = rest.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\//, '').replace(/^[^/]*/, '');
+  if (rawPath.split(/[/?#]/).some((p) => p === '.' || p === '..')) {
+    throw new Error(`invalid repository location "${input}": the bucket and prefix may not contain "." or ".."`);
+  }
   let url: URL;
   try {
     url = new URL(scheme === undefined ? `https://${rest}` : rest);
@@ -64,9 +69,6 @@ function parseS3(rest: string, input: string): Location {
   if (bucket === undefined) throw new Error(`invalid repository location "${input}": no bucket; ${usage}`);
   if (!BUCKET_RE.test(bucket)) {
     throw new Error(`invalid repository location "${input}": "${bucket}" is not a valid bucket name`);
-  }
-  if (parts.some((p) => p === '.' || p === '..')) {
-    throw new Error(`invalid repository location "${input}": the prefix may not contain "." or ".."`);
   }
   return { kind: 's3', endpoint: url.origin, bucket, prefix: parts.join('/') };
 }
