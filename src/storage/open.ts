@@ -3,7 +3,6 @@ import { StorageError } from './errors.js';
 import { LocalStorage } from './local.js';
 import { RetryStorage, withRetry } from './retry.js';
 import type { RetryOptions } from './retry.js';
-import { S3Storage } from './s3.js';
 import type { S3StorageOptions } from './s3.js';
 import type { Storage } from './types.js';
 import { parseLocation } from './url.js';
@@ -29,6 +28,8 @@ export async function openStorage(location: string, opts: OpenStorageOptions = {
   const retry: RetryOptions = { ...opts.retry, ...(opts.onRetry ? { onRetry: opts.onRetry } : {}) };
   if (loc.kind === 'local') return new RetryStorage(new LocalStorage(loc.path), retry);
 
+  // the AWS SDK takes a while to load: only when an S3 location is used
+  const { S3Storage } = await import('./s3.js');
   const s3 = new S3Storage({
     ...opts.s3,
     endpoint: loc.endpoint,
