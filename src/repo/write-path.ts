@@ -24,11 +24,17 @@ export interface StoreOptions {
   /** Blob type; 'data' for file content. */
   type?: BlobType;
   /**
-   * Compute each chunk's id in this thread first and don't seal chunks the repository already
-   * has (default true). With false the worker hashes and duplicates are only dropped when
-   * packed: less work here, but every chunk gets compressed and encrypted.
+   * Where blob ids are computed (default 'auto'):
+   *   true   in this thread, before sealing, so chunks the repository already has are never
+   *          compressed or encrypted (the dedup short-cut);
+   *   false  in the worker, with the sealing: this thread only chunks and packs, and
+   *          duplicates are dropped when packed (after being sealed for nothing);
+   *   'auto' per chunk: this thread hashes while recent chunks were often duplicates, or while
+   *          it has been waiting for the workers (they are the bottleneck, e.g. compressible
+   *          data); otherwise the workers hash (this thread is the bottleneck, e.g.
+   *          incompressible new data). With an inline pool both are the same thread: true.
    */
-  hashFirst?: boolean;
+  hashFirst?: boolean | 'auto';
   /** Chunker parameters (the repository's; default format §5). */
   chunker?: ChunkerParams;
   /** Called after each chunk is packed or found to be a duplicate, with the stream bytes done. */
@@ -54,7 +60,35 @@ interface Queued {
   length: number;
   /** null: a known blob, nothing to seal. */
   sealing: Promise<SealedBlob> | null;
+  /** Set when `sealing` has settled (to tell whether draining it had to wait). */
+  ready: boolean;
   hex: string | null;
+}
+
+/**
+ * The 'auto' policy's state: moving averages over recent chunks (weight 1/16 each) of how often
+ * a chunk was a duplicate and how often this thread had to wait for a sealed result.
+ */
+class HashPolicy {
+  private dup = 0.5;
+  private waited = 0.5;
+  static readonly ALPHA = 1 / 16;
+  /** Hash here when at least this share of recent chunks were duplicates… */
+  static readonly DUP_THRESHOLD = 0.1;
+  /** …or when this thread waited on the workers for at least this share of recent results. */
+  static readonly WAIT_THRESHOLD = 0.5;
+
+  hashHere(): boolean {
+    return this.dup >= HashPolicy.DUP_THRESHOLD || this.waited >= HashPolicy.WAIT_THRESHOLD;
+  }
+
+  sawChunk(duplicate: boolean): void {
+    this.dup += HashPolicy.ALPHA * ((duplicate ? 1 : 0) - this.dup);
+  }
+
+  sawResult(hadToWait: boolean): void {
+    this.waited += HashPolicy.ALPHA * ((hadToWait ? 1 : 0) - this.waited);
+  }
 }
 
 /**
@@ -70,7 +104,8 @@ export async function storeStream(
   opts: StoreOptions = {},
 ): Promise<StoreResult> {
   const type = opts.type ?? 'data';
-  const hashFirst = opts.hashFirst ?? true;
+  const mode = pool.size === 0 ? true : opts.hashFirst ?? 'auto';
+  const policy = mode === 'auto' ? new HashPolicy() : null;
   const chunker = new Chunker(repo.gearTable(), opts.chunker);
   const idKey = repo.keys.blobId;
   const result: StoreResult = { ids: [], lengths: [], size: 0, newChunks: 0, newBytes: 0, storedBytes: 0 };
@@ -82,14 +117,17 @@ export async function storeStream(
   const drainOne = async (): Promise<void> => {
     const item = queue.shift()!;
     if (item.sealing !== null) {
+      policy?.sawResult(!item.ready);
       const blob = await item.sealing;
       result.ids[item.index] = blob.id;
-      if (await repo.addSealedBlob(blob)) {
+      const added = await repo.addSealedBlob(blob);
+      if (added) {
         result.newChunks++;
         result.newBytes += blob.rawLength;
         result.storedBytes += blob.sealed.length;
       }
       if (item.hex !== null) sealing.delete(item.hex);
+      else policy?.sawChunk(!added); // hashed by the worker: a duplicate shows only now
     }
     done += item.length;
     opts.onProgress?.(done);
@@ -100,17 +138,19 @@ export async function storeStream(
     result.lengths.push(chunk.length);
     let id: Buffer | undefined;
     let hex: string | null = null;
-    if (hashFirst) {
+    if (policy === null ? mode === true : policy.hashHere()) {
       id = blobId(idKey, chunk);
       result.ids.push(id);
       hex = toHex(id);
-      if (sealing.has(hex) || repo.hasBlob(id)) {
+      const known = sealing.has(hex) || repo.hasBlob(id);
+      policy?.sawChunk(known);
+      if (known) {
         // known: no sealing, but keep its place so progress and packing stay in order
         if (queue.length === 0) {
           done += chunk.length;
           opts.onProgress?.(done);
         } else {
-          queue.push({ index, length: chunk.length, sealing: null, hex: null });
+          queue.push({ index, length: chunk.length, sealing: null, ready: true, hex: null });
         }
         return;
       }
@@ -120,8 +160,9 @@ export async function storeStream(
     }
     while (pool.mustDrain(queue.length)) await drainOne();
     const p = pool.seal(chunk, id === undefined ? { type } : { type, id });
-    p.catch(() => undefined); // surfaced in order by drainOne
-    queue.push({ index, length: chunk.length, sealing: p, hex });
+    const item: Queued = { index, length: chunk.length, sealing: p, ready: false, hex };
+    p.then(() => void (item.ready = true), () => void (item.ready = true)); // errors surface in drainOne
+    queue.push(item);
   };
 
   try {

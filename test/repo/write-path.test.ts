@@ -54,6 +54,7 @@ describe('storeStream', () => {
   it.each([
     { workers: 2, hashFirst: true },
     { workers: 2, hashFirst: false },
+    { workers: 2, hashFirst: 'auto' as const },
     { workers: 0, hashFirst: true },
   ])('round trip through a local repository (workers=$workers, hashFirst=$hashFirst); storing again adds no pack',
     async ({ workers, hashFirst }) => {
@@ -62,7 +63,7 @@ describe('storeStream', () => {
       const repo = await Repository.init(storage, 'pw', { kdf: testKdf(), cacheDir: tmpDir() });
       const pool = await SealPool.create(repo.keys, { workers });
       pools.push(pool);
-      const input = mixed(workers * 10 + (hashFirst ? 1 : 2));
+      const input = mixed(workers * 10 + String(hashFirst).length);
 
       const r = await storeStream(repo, pool, pieces(input), { hashFirst });
       await repo.flush();
