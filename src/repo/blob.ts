@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import { open as aeadOpen, seal } from './aead.js';
-import { decodePayload, encodePayload } from './compress.js';
+import { decodePayload, encodePayloadParts } from './compress.js';
 import { IntegrityError } from './errors.js';
 import { blobId } from './keys-derive.js';
 import { toHex } from '../util/hex.js';
@@ -23,7 +23,8 @@ export function sealBlob(
   id: Buffer = blobId(keys.blobId, data),
   level?: number,
 ): SealedBlob {
-  return { id, type, sealed: seal(keys.encryption, encodePayload(data, level), id), rawLength: data.length };
+  // the payload's flag byte and body are sealed as parts: a raw body is never copied
+  return { id, type, sealed: seal(keys.encryption, encodePayloadParts(data, level), id), rawLength: data.length };
 }
 
 /** Opens a sealed blob and checks that its plaintext hashes to its id. */

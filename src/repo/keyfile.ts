@@ -6,6 +6,10 @@ import { IntegrityError, UnsupportedVersionError } from './errors.js';
 import { objectAd } from './object-types.js';
 import { sha256Hex } from './hash.js';
 
+/** Format §2.2: readers refuse more than 1 GiB of memory or 100 passes. */
+export const MAX_MEMLIMIT = 1024 * 1024 * 1024;
+export const MAX_OPSLIMIT = 100;
+
 const b64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/);
 
 const keyFileSchema = z.object({
@@ -15,8 +19,9 @@ const keyFileSchema = z.object({
   username: z.string(),
   kdf: z.object({
     algorithm: z.literal('argon2id13'),
-    opslimit: z.number().int().positive(),
-    memlimit: z.number().int().positive(),
+    // bounds a reader enforces so a hostile key file cannot hang or exhaust the machine
+    opslimit: z.number().int().min(1).max(MAX_OPSLIMIT),
+    memlimit: z.number().int().min(8192).max(MAX_MEMLIMIT),
     salt: b64,
   }),
   data: b64,

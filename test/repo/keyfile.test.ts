@@ -39,10 +39,11 @@ describe('key files', () => {
 
   it('with absurd KDF parameters are refused before any work', async () => {
     const k = await createKeyFile(crypto.randomBytes(32), 'pw', testKdf());
-    const json = JSON.parse(k.bytes.toString()) as { kdf: { memlimit: number } };
-    json.kdf.memlimit = 64 * 1024 * 1024 * 1024;
-    const bytes = Buffer.from(JSON.stringify(json));
-    const parsed = parseKeyFile(`keys/${sha256Hex(bytes)}`, bytes);
-    await expect(unwrapMasterKey(parsed, 'pw')).rejects.toThrow();
+    for (const [field, value] of [['memlimit', 64 * 1024 * 1024 * 1024], ['opslimit', 1_000_000], ['opslimit', 0]] as const) {
+      const json = JSON.parse(k.bytes.toString()) as { kdf: Record<string, number> };
+      json.kdf[field] = value;
+      const bytes = Buffer.from(JSON.stringify(json));
+      expect(() => parseKeyFile(`keys/${sha256Hex(bytes)}`, bytes)).toThrow(new RegExp(`malformed key file \\(kdf.${field}\\)`));
+    }
   });
 });
