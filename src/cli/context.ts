@@ -50,20 +50,27 @@ export class CliContext {
   }
 
   /** Opens the repository; the caller closes it (use withRepository). */
-  async openRepository(): Promise<Repository> {
+  async openRepository(sync = true): Promise<Repository> {
     const storage = await this.storage();
     try {
       const password = await this.password();
-      return await Repository.open(storage, password, { cacheDir: this.globals.cacheDir });
+      return await Repository.open(storage, password, { cacheDir: this.globals.cacheDir, sync });
     } catch (e) {
       await storage.close();
       throw e;
     }
   }
 
-  /** Opens the repository, optionally takes a lock, runs fn, then releases and closes everything. */
-  async withRepository<T>(fn: (repo: Repository) => Promise<T>, lock?: 'shared' | 'exclusive'): Promise<T> {
-    const repo = await this.openRepository();
+  /**
+   * Opens the repository, optionally takes a lock, runs fn, then releases and closes everything.
+   * `sync: false` skips refreshing the local index cache (for commands that never read it).
+   */
+  async withRepository<T>(
+    fn: (repo: Repository) => Promise<T>,
+    opts: { lock?: 'shared' | 'exclusive'; sync?: boolean } = {},
+  ): Promise<T> {
+    const { lock, sync = true } = opts;
+    const repo = await this.openRepository(sync);
     try {
       const held = lock ? await repo.lock({ exclusive: lock === 'exclusive', retryMs: this.retryLockMs() }) : null;
       try {

@@ -32,6 +32,8 @@ export interface OpenOptions {
   cacheDir?: string;
   /** Concurrent pack uploads. */
   uploadConcurrency?: number;
+  /** Bring the cache's index and snapshot list up to date while opening (default true). */
+  sync?: boolean;
 }
 
 export interface InitOptions extends OpenOptions {
@@ -147,7 +149,17 @@ export class Repository {
     const { encryption } = deriveSubkeys(master);
     const config = openJson(encryption, 'config', 'config', configBytes, configSchema);
     if (config.version !== FORMAT_VERSION) throw new UnsupportedVersionError('the repository', config.version);
-    return Repository.fromMaster(storage, config, master, key.id, opts);
+    const repo = Repository.fromMaster(storage, config, master, key.id, opts);
+    if (opts.sync ?? true) {
+      try {
+        await repo.syncIndex();
+        await repo.syncSnapshots();
+      } catch (e) {
+        await repo.close();
+        throw e;
+      }
+    }
+    return repo;
   }
 
   private static fromMaster(

@@ -66,7 +66,7 @@ describe.each(backends)('repository on $name', (backend) => {
     for (const p of packs) expect(p).toMatch(/^data\/([0-9a-f]{2})\/\1[0-9a-f]{62}$/);
     expect(await names(storage, 'index/')).toHaveLength(1);
 
-    const fresh = await Repository.open(storage, 'pw', { cacheDir: await makeTempDir() });
+    const fresh = await Repository.open(storage, 'pw', { cacheDir: await makeTempDir(), sync: false });
     expect(await fresh.syncIndex()).toEqual({ added: 1, removed: 0 });
     for (let i = 0; i < datas.length; i++) expect((await fresh.loadBlob(ids[i]!)).equals(datas[i]!)).toBe(true);
     expect((await fresh.loadBlob(treeId)).equals(tree)).toBe(true);
@@ -111,7 +111,7 @@ describe.each(backends)('repository on $name', (backend) => {
       await storage.put(name, bad);
       return async () => storage.put(name, orig);
     };
-    const open = async () => Repository.open(storage, 'pw', { cacheDir: await makeTempDir() });
+    const open = async () => Repository.open(storage, 'pw', { cacheDir: await makeTempDir(), sync: false });
 
     let restore = await flip('config', (n) => n - 5);
     await expect(open()).rejects.toThrow(/integrity error in config/);
@@ -166,7 +166,7 @@ describe.each(backends)('repository on $name', (backend) => {
       const orig = await storage.get(name);
       await storage.put(name, orig.subarray(0, orig.length - 7));
       const attempt = async () => {
-        const r = await Repository.open(storage, 'pw', { cacheDir: await makeTempDir() });
+        const r = await Repository.open(storage, 'pw', { cacheDir: await makeTempDir(), sync: false });
         try {
           await r.syncIndex();
           await r.listSnapshots();
@@ -215,6 +215,19 @@ describe.each(backends)('repository on $name', (backend) => {
     expect(await b.syncIndex()).toEqual({ added: 0, removed: 1 });
     expect(b.hasBlob(id1)).toBe(false);
     await a.close();
+    await b.close();
+  });
+
+  it('open syncs the cache: index entries and snapshots written elsewhere are there at once', async () => {
+    const storage = await backend.make();
+    const a = await Repository.init(storage, 'pw', { kdf: testKdf(), cacheDir: await makeTempDir() });
+    const id = (await a.saveBlob('tree', Buffer.from('{"nodes":[]}'))).id;
+    await a.flush();
+    const snap = await a.saveSnapshot(snapshotFor(id));
+    await a.close();
+    const b = await Repository.open(storage, 'pw', { cacheDir: await makeTempDir() });
+    expect(b.hasBlob(id)).toBe(true);
+    expect(b.cache.snapshotIds()).toEqual(new Set([snap]));
     await b.close();
   });
 });

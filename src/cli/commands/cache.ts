@@ -12,8 +12,6 @@ export function registerCache(program: Command): void {
     .action(async (_o: unknown, cmd: Command) => {
       const ctx = CliContext.from(cmd);
       await ctx.withRepository(async (repo) => {
-        await repo.syncIndex();
-        await repo.syncSnapshots();
         const s = repo.cache.stats();
         const info = { repository: repo.id, directory: repo.cacheDir, ...s };
         if (ctx.out.json) return ctx.out.printJson(info);
@@ -33,7 +31,7 @@ export function registerCache(program: Command): void {
     .action(async (_o: unknown, cmd: Command) => {
       const ctx = CliContext.from(cmd);
       // open once to learn the repository id, drop its cache, then open again to rebuild
-      const dir = await ctx.withRepository(async (repo) => repo.cacheDir);
+      const dir = await ctx.withRepository(async (repo) => repo.cacheDir, { sync: false });
       fs.rmSync(dir, { recursive: true, force: true });
       await ctx.withRepository(async (repo) => {
         const idx = await repo.syncIndex();
@@ -41,7 +39,7 @@ export function registerCache(program: Command): void {
         const s = repo.cache.stats();
         if (ctx.out.json) return ctx.out.printJson({ directory: repo.cacheDir, index_files_read: idx.added, snapshots_read: snaps.added, ...s });
         ctx.out.info(`rebuilt ${repo.cacheDir}: ${idx.added} index files, ${s.packs} packs, ${s.blobs} blobs, ${snaps.added} snapshots`);
-      });
+      }, { sync: false });
     });
 
   cache

@@ -49,6 +49,6 @@ export function registerCat(program: Command): void {
         throw new UsageError(`unknown object kind "${kind}"; expected one of ${KINDS.join(', ')}`);
       }
       const ctx = CliContext.from(cmd);
-      await ctx.withRepository(async (repo) => ctx.out.printJson(await catObject(repo, kind as Kind, id)));
+      await ctx.withRepository(async (repo) => ctx.out.printJson(await catObject(repo, kind as Kind, id)), { sync: false });
     });
 }

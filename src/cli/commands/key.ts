@@ -34,7 +34,7 @@ export function registerKey(program: Command): void {
             rows.map((r) => [`${r.current ? '*' : ' '}${r.id.slice(0, 8)}`, r.username, r.hostname, r.created]),
           ),
         );
-      });
+      }, { sync: false });
     });
 
   addKdfOptions(
@@ -50,7 +50,7 @@ export function registerKey(program: Command): void {
       const id = await repo.addKey(password, kdf);
       if (ctx.out.json) ctx.out.printJson({ id });
       else ctx.out.info(`saved new key as ${id.slice(0, 8)}`);
-    }, 'shared');
+    }, { lock: 'shared', sync: false });
   });
 
   key
@@ -63,7 +63,7 @@ export function registerKey(program: Command): void {
         await repo.removeKey(id);
         if (ctx.out.json) ctx.out.printJson({ removed: id });
         else ctx.out.info(`removed key ${id}`);
-      }, 'exclusive');
+      }, { lock: 'exclusive', sync: false });
     });
 
   addKdfOptions(
@@ -79,6 +79,6 @@ export function registerKey(program: Command): void {
       const id = await repo.changePassword(password, kdf);
       if (ctx.out.json) ctx.out.printJson({ id, removed: repo.keyId });
       else ctx.out.info(`saved new key as ${id.slice(0, 8)}, removed ${repo.keyId.slice(0, 8)}`);
-    }, 'exclusive');
+    }, { lock: 'exclusive', sync: false });
   });
 }
