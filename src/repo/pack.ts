@@ -58,13 +58,24 @@ export class PackWriter {
   }
 
   finish(): FinishedPack {
+    const { parts, size, entries } = this.finishParts();
+    const bytes = Buffer.concat(parts, size);
+    const id = createHash('sha256').update(bytes).digest('hex');
+    return { id, type: this.type, bytes, entries };
+  }
+
+  /**
+   * The pack as pieces (blobs ‖ sealed header ‖ header length), not yet joined or hashed: for
+   * callers that do both off the main thread (Repository.packAssembler). Joined in order, the
+   * parts are exactly `finish().bytes`.
+   */
+  finishParts(): { type: BlobType; parts: Buffer[]; size: number; entries: PackEntry[] } {
     if (this.entries.length === 0) throw new Error('cannot write an empty pack');
     const sealedHeader = seal(this.encryptionKey, encodePayload(encodeHeader(this.entries)), objectAd('pack-header'));
     const len = Buffer.allocUnsafe(4);
     len.writeUInt32LE(sealedHeader.length, 0);
-    const bytes = Buffer.concat([...this.parts, sealedHeader, len]);
-    const id = createHash('sha256').update(bytes).digest('hex');
-    return { id, type: this.type, bytes, entries: this.entries.slice() };
+    const parts = [...this.parts, sealedHeader, len];
+    return { type: this.type, parts, size: this.bytes + sealedHeader.length + 4, entries: this.entries.slice() };
   }
 }
 

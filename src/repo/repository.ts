@@ -73,6 +73,11 @@ export class Repository {
   private indexWrite: Promise<void> = Promise.resolve();
   /** Bytes of packs uploaded in this session. */
   uploadedBytes = 0;
+  /**
+   * Joins a finished pack's parts and returns the bytes with their hex SHA-256, off this thread
+   * (SealPool.assemblePack). May take ownership of the parts' memory. null: done here.
+   */
+  packAssembler: ((parts: Buffer[], size: number) => Promise<{ bytes: Buffer; id: string }>) | null = null;
 
   private constructor(
     readonly storage: Storage,
@@ -317,7 +322,10 @@ export class Repository {
     return { id: blob.id, added: await this.addSealedBlob(blob) };
   }
 
-  /** Adds an already sealed blob (from a worker pool); false if it was a duplicate. */
+  /**
+   * Adds an already sealed blob (from a worker pool); false if it was a duplicate. The
+   * repository owns `blob.sealed` afterwards (a packAssembler may transfer its memory).
+   */
   async addSealedBlob(blob: SealedBlob): Promise<boolean> {
     if (this.writeFailure) throw this.writeFailure;
     if (this.hasBlob(blob.id)) return false;
@@ -340,11 +348,22 @@ export class Repository {
     const packer = this.packers[type];
     this.packers[type] = null;
     if (!packer || packer.count === 0) return;
-    const pack = packer.finish();
-    for (const e of pack.entries) this.pending.set(toHex(e.id), { type, pack: pack.id, entry: e });
+    const assembler = this.packAssembler;
+    // with an assembler, joining and hashing happen off this thread as part of the upload
+    const parts = assembler ? packer.finishParts() : null;
+    const finished = parts ? null : packer.finish();
+    const located = (pack: FinishedPack): FinishedPack => {
+      for (const e of pack.entries) this.pending.set(toHex(e.id), { type, pack: pack.id, entry: e });
+      return pack;
+    };
+    if (finished) located(finished);
     while (this.uploads.size >= this.uploadConcurrency) await Promise.race(this.uploads);
     if (this.writeFailure) throw this.writeFailure;
-    const p: Promise<void> = this.uploadPack(pack).then(
+    const upload = finished
+      ? this.uploadPack(finished)
+      : assembler!(parts!.parts, parts!.size).then(({ bytes, id }) =>
+        this.uploadPack(located({ id, type, bytes, entries: parts!.entries })));
+    const p: Promise<void> = upload.then(
       () => void this.uploads.delete(p),
       (e: unknown) => {
         this.uploads.delete(p);

@@ -10,7 +10,10 @@
  *   ← SealDone   { seq, id: ArrayBuffer(32), sealed: ArrayBuffer, rawLength, buf } with `buf`
  *                transferred back so the pool can reuse it, and `sealed`/`id` transferred too
  *   ← SealFailed { seq, message, buf }
+ *   → PackTask   { kind: 'pack', seq, parts: Uint8Array[] (transferred when they own their memory), size }
+ *   ← PackDone   { seq, bytes: ArrayBuffer (the joined pack, transferred), id: hex SHA-256 }
  */
+import { createHash } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
 import { sealBlob, type BlobType } from './blob.js';
 import { getSodium } from './sodium.js';
@@ -22,6 +25,7 @@ export interface SealWorkerData {
 }
 
 export interface SealTask {
+  kind: 'seal';
   seq: number;
   type: BlobType;
   /** Holds the chunk in its first `len` bytes. */
@@ -44,7 +48,22 @@ export interface SealFailed {
   kind: 'failed';
   seq: number;
   message: string;
-  buf: ArrayBuffer;
+  buf: ArrayBuffer | null;
+}
+
+/** Join a pack's parts and hash it (format §6: the pack id is the SHA-256 of its bytes). */
+export interface PackTask {
+  kind: 'pack';
+  seq: number;
+  parts: Uint8Array[];
+  size: number;
+}
+
+export interface PackDone {
+  kind: 'packed';
+  seq: number;
+  bytes: ArrayBuffer;
+  id: string;
 }
 
 /** An ArrayBuffer holding exactly `b`'s bytes: `b`'s own buffer when it spans all of it, else a copy. */
@@ -62,7 +81,25 @@ async function main(): Promise<void> {
   const data = workerData as SealWorkerData;
   const keys = { encryption: Buffer.from(data.encryption), blobId: Buffer.from(data.blobId) };
   const level = data.level;
-  port.on('message', (task: SealTask) => {
+  port.on('message', (task: SealTask | PackTask) => {
+    if (task.kind === 'pack') {
+      try {
+        const bytes = new Uint8Array(task.size);
+        let pos = 0;
+        for (const part of task.parts) {
+          bytes.set(part, pos);
+          pos += part.length;
+        }
+        if (pos !== task.size) throw new Error(`pack parts hold ${pos} bytes, expected ${task.size}`);
+        const id = createHash('sha256').update(bytes).digest('hex');
+        const done: PackDone = { kind: 'packed', seq: task.seq, bytes: bytes.buffer, id };
+        port.postMessage(done, [bytes.buffer]);
+      } catch (e) {
+        const failed: SealFailed = { kind: 'failed', seq: task.seq, message: e instanceof Error ? e.message : String(e), buf: null };
+        port.postMessage(failed);
+      }
+      return;
+    }
     const chunk = Buffer.from(task.buf, 0, task.len);
     try {
       const id = task.id === null ? undefined : Buffer.from(task.id.buffer, task.id.byteOffset, task.id.byteLength);
@@ -70,7 +107,6 @@ async function main(): Promise<void> {
       const sealed = ownBuffer(blob.sealed);
       const idBuf = ownBuffer(blob.id);
       const done: SealDone = { kind: 'done', seq: task.seq, id: idBuf, sealed, rawLength: blob.rawLength, buf: task.buf };
-      // `sealed` may share the ArrayBuffer with `id` only if both were copies, which they never are
       const transfer: ArrayBuffer[] = [task.buf, sealed];
       if (idBuf !== sealed && idBuf !== task.buf) transfer.push(idBuf);
       port.postMessage(done, transfer);

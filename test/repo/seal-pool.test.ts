@@ -116,6 +116,19 @@ describe('SealPool', () => {
     expect(openBlob(keys, b.id, b.sealed, 'test').equals(expected)).toBe(true);
   });
 
+  it.each([0, 2])('assemblePack joins and hashes a pack (workers=%i)', async (workers) => {
+    const pool = await SealPool.create(keys, { workers });
+    pools.push(pool);
+    const sealed = await Promise.all(inputs().map((c) => pool.seal(c)));
+    const header = Buffer.from('header bytes');
+    const parts = [...sealed.map((b) => b.sealed), header, header.subarray(0, 4)];
+    const expected = Buffer.concat(parts);
+    const { bytes, id } = await pool.assemblePack(parts, expected.length);
+    expect(bytes.equals(expected)).toBe(true);
+    expect(id).toBe(crypto.createHash('sha256').update(expected).digest('hex'));
+    expect(pool.packAssembler() === null).toBe(workers === 0);
+  });
+
   it('sealOrdered keeps order and bounds the work in flight', async () => {
     const pool = await SealPool.create(keys, { workers: 2, maxInFlight: 3 });
     pools.push(pool);
