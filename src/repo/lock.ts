@@ -5,6 +5,7 @@ import { StorageError } from '../storage/errors.js';
 import { LockConflictError, IntegrityError } from './errors.js';
 import { lockSchema, type LockInfo } from './formats.js';
 import { openJson, sealJson } from './sealed.js';
+import { pidAlive } from '../util/process.js';
 
 /** Format §11. */
 export const LOCK_STALE_MS = 30 * 60 * 1000;
@@ -34,15 +35,6 @@ export function isStale(entry: LockEntry, now = Date.now(), staleMs = LOCK_STALE
   if (!Number.isFinite(t) || now - t > staleMs) return true;
   if (entry.info && entry.info.hostname === os.hostname() && !pidAlive(entry.info.pid)) return true;
   return false;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 export async function listLocks(storage: Storage, key: Uint8Array): Promise<LockEntry[]> {

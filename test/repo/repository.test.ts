@@ -3,16 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { Repository, packName } from '../../src/repo/repository.js';
 import { IntegrityError, NoRepositoryError, RepositoryExistsError, WrongPasswordError } from '../../src/repo/errors.js';
 import { toHex } from '../../src/util/hex.js';
-import type { Storage } from '../../src/storage/types.js';
 import type { Snapshot } from '../../src/repo/formats.js';
 import { backends, makeTempDir } from '../helpers/storage-backends.js';
 import { pseudoRandom, testKdf } from '../helpers/repo.js';
-
-async function names(storage: Storage, prefix: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const o of storage.list(prefix)) out.push(o.name);
-  return out.sort();
-}
+import { names } from '../helpers/storage-asserts.js';
 
 function snapshotFor(tree: Buffer): Snapshot {
   return {

@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { TestProject } from 'vitest/node';
+import { pidAlive } from '../../src/util/process.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -65,15 +66,6 @@ async function reapStale(): Promise<void> {
       (['plain', 'compat'] as const).map((k) => script(['clean'], path.join(base, k), k === 'compat').catch(() => '')),
     );
     await fs.rm(base, { recursive: true, force: true });
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -1,27 +1,11 @@
 /** The Storage contract, run on every backend (local directory, plain Swift S3). */
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { StorageError } from '../../src/storage/errors.js';
 import type { Storage } from '../../src/storage/types.js';
 import { backends } from '../helpers/storage-backends.js';
+import { names, storageError } from '../helpers/storage-asserts.js';
 
 const MiB = 1024 * 1024;
-
-async function names(storage: Storage, prefix: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const o of storage.list(prefix)) out.push(o.name);
-  return out.sort();
-}
-
-async function storageError(p: Promise<unknown>): Promise<StorageError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(StorageError);
-    return e as StorageError;
-  }
-  throw new Error('expected a StorageError, got success');
-}
 
 describe.each(backends)('Storage contract: $name', (backend) => {
   it('round-trips 0 bytes, 1 byte and 5 MiB, and overwrites with a plain put', async () => {

@@ -7,22 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { StorageError } from '../../src/storage/errors.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import { makeLocal, makeTempDir } from '../helpers/storage-backends.js';
-
-async function storageError(p: Promise<unknown>): Promise<StorageError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(StorageError);
-    return e as StorageError;
-  }
-  throw new Error('expected a StorageError, got success');
-}
-
-async function names(s: LocalStorage, prefix: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const o of s.list(prefix)) out.push(o.name);
-  return out.sort();
-}
+import { names, storageError } from '../helpers/storage-asserts.js';
 
 describe('LocalStorage', () => {
   it('writes objects 0600 in 0700 directories made on demand, leaving no temp files', async () => {

@@ -7,18 +7,9 @@ import { StorageError } from '../../src/storage/errors.js';
 import { openStorage } from '../../src/storage/open.js';
 import { S3Storage } from '../../src/storage/s3.js';
 import { makeCompatS3, makeS3, randomBucketName, s3Endpoint } from '../helpers/storage-backends.js';
+import { storageError } from '../helpers/storage-asserts.js';
 
 const MiB = 1024 * 1024;
-
-async function storageError(p: Promise<unknown>): Promise<StorageError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(StorageError);
-    return e as StorageError;
-  }
-  throw new Error('expected a StorageError, got success');
-}
 
 async function etag(s: S3Storage, name: string): Promise<string> {
   const client = new S3Client({ endpoint: s.endpoint, region: s.region, forcePathStyle: true });
