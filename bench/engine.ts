@@ -4,9 +4,10 @@
  * against the worker_threads seal pool. MB = 10^6 bytes.
  *
  *   npm run bench:engine -- [--size MiB] [--datasets random,sql] [--modes inline,pool,pool-wh]
- *                           [--storage null,local] [--workers N] [--level N] [--runs N]
+ *                           [--storage null,local] [--workers N] [--level N] [--runs N] [--in-flight N]
  *                           [--max-other-load L] [--prof DIR]
  *   --runs N            quiet runs per configuration, best kept (default 2)
+ *   --in-flight N       the pool's maxInFlight (default 12 × workers)
  *   --max-other-load L  a run is quiet when other processes used at most L CPUs meanwhile (0.2)
  *   --prof DIR          node --cpu-prof for one run of each configuration, profiles into DIR
  *
@@ -64,6 +65,8 @@ interface RunSpec {
   sizeMiB: number;
   workers: number;
   level: number;
+  /** Pool maxInFlight (chunks); 0 = the pool's default. */
+  inFlight: number;
 }
 
 interface RunResult extends RunSpec {
@@ -216,7 +219,9 @@ async function runOne(spec: RunSpec): Promise<RunResult> {
     cacheDir: path.join(tmp, 'cache'),
   });
   const workers = spec.mode.startsWith('pool') ? spec.workers : 0;
-  const pool = await SealPool.create(repo.keys, { workers, level: spec.level });
+  const pool = await SealPool.create(repo.keys, {
+    workers, level: spec.level, ...(spec.inFlight > 0 ? { maxInFlight: spec.inFlight } : {}),
+  });
   const result: RunResult = {
     ...spec, bytes: 0, seconds: 0, mbps: 0, cpuSeconds: 0, peakRssMiB: 0, chunks: 0, newBytes: 0, storedBytes: 0,
     uploadedBytes: 0, poolWorkers: pool.size, copies: 0, otherLoad: 0,
@@ -317,6 +322,7 @@ async function main(): Promise<void> {
   const sizeMiB = Number(a.get('size') ?? 1024);
   const workers = Number(a.get('workers') ?? os.availableParallelism());
   const level = Number(a.get('level') ?? 3);
+  const inFlight = Number(a.get('in-flight') ?? 0);
   const runs = Number(a.get('runs') ?? 2);
   const maxOtherLoad = Number(a.get('max-other-load') ?? 0.2);
   const datasets = list<Dataset>(a.get('datasets'), ['random', 'sql'], ['random', 'sql']);
@@ -338,7 +344,7 @@ async function main(): Promise<void> {
         let best: RunResult | null = null;
         let quiet = 0;
         for (let i = 0; i < 3 * runs && quiet < runs; i++) {
-          const r = await child({ dataset, mode, storage, sizeMiB, workers, level }, profDir);
+          const r = await child({ dataset, mode, storage, sizeMiB, workers, level, inFlight }, profDir);
           const isQuiet = !(r.otherLoad > maxOtherLoad);
           if (isQuiet) quiet++;
           const bestQuiet = best !== null && !(best.otherLoad > maxOtherLoad);

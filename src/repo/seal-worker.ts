@@ -14,6 +14,8 @@
  *   ← PackDone   { seq, bytes: ArrayBuffer (the joined pack, transferred), id: hex SHA-256 }
  */
 import { createHash } from 'node:crypto';
+import { readlinkSync } from 'node:fs';
+import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { sealBlob, type BlobType } from './blob.js';
 import { getSodium } from './sodium.js';
@@ -22,6 +24,23 @@ export interface SealWorkerData {
   encryption: Uint8Array;
   blobId: Uint8Array;
   level?: number;
+  /** Niceness to add to this thread (Linux), so the main thread wins the CPU when it needs it. */
+  nice?: number;
+}
+
+/**
+ * Lowers this thread's scheduling priority by `inc` (Linux only: setpriority on the thread's own
+ * id, found through /proc/thread-self; elsewhere, or if not permitted, nothing happens).
+ */
+function lowerPriority(inc: number): void {
+  if (!(inc > 0) || process.platform !== 'linux') return;
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (!Number.isInteger(tid) || tid <= 0) return;
+    os.setPriority(tid, Math.min(19, os.getPriority(tid) + inc));
+  } catch {
+    // not fatal: only scheduling changes
+  }
 }
 
 export interface SealTask {
@@ -81,6 +100,7 @@ async function main(): Promise<void> {
   const data = workerData as SealWorkerData;
   const keys = { encryption: Buffer.from(data.encryption), blobId: Buffer.from(data.blobId) };
   const level = data.level;
+  lowerPriority(data.nice ?? 0);
   port.on('message', (task: SealTask | PackTask) => {
     if (task.kind === 'pack') {
       try {
