@@ -78,6 +78,8 @@ export class Repository {
    * (SealPool.assemblePack). May take ownership of the parts' memory. null: done here.
    */
   packAssembler: ((parts: Buffer[], size: number) => Promise<{ bytes: Buffer; id: string }>) | null = null;
+  /** Told when a pack's bytes are uploaded and no longer used here, so they can be reused. */
+  packReleaser: ((bytes: Buffer) => void) | null = null;
 
   private constructor(
     readonly storage: Storage,
@@ -375,11 +377,13 @@ export class Repository {
 
   private async uploadPack(pack: FinishedPack): Promise<void> {
     await this.storage.put(packName(pack.id), pack.bytes);
-    this.uploadedBytes += pack.bytes.length;
+    const size = pack.bytes.length;
+    this.packReleaser?.(pack.bytes);
+    this.uploadedBytes += size;
     this.unindexed.push({
       id: pack.id,
       type: pack.type,
-      size: pack.bytes.length,
+      size,
       blobs: pack.entries.map((e) => ({ id: toHex(e.id), offset: e.offset, length: e.length, raw_length: e.rawLength })),
     });
     this.unindexedBlobs += pack.entries.length;

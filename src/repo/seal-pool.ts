@@ -65,6 +65,9 @@ export interface SealPoolOptions {
   workerNice?: number;
 }
 
+/** Joins a pack's parts and hashes them: Repository.packAssembler. */
+export type PackAssembler = (parts: Buffer[], size: number) => Promise<{ bytes: Buffer; id: string }>;
+
 export interface SealOptions {
   /** Blob type; default 'data'. */
   type?: BlobType;
@@ -80,6 +83,8 @@ export interface SealOptions {
 const MiB = 1024 * 1024;
 /** Free transfer buffers kept for reuse, at most. */
 const MAX_FREE_BUFFERS = 64;
+/** Free pack buffers (~17 MiB each) kept for reuse, at most. */
+const MAX_FREE_PACK_BUFFERS = 2;
 
 interface Pending {
   /** A chunk being sealed (counts against the in-flight limits) or a pack being joined. */
@@ -127,6 +132,9 @@ export class SealPool {
   private readonly workers: PoolWorker[] = [];
   private readonly pending = new Map<number, Pending>();
   private readonly free: ArrayBuffer[] = [];
+  /** Pack buffers made by assemblePack, and those handed back after upload (releasePack). */
+  private readonly packBuffers = new WeakSet<ArrayBuffer>();
+  private readonly freePackBuffers: ArrayBuffer[] = [];
   private seq = 0;
   private inFlightChunks = 0;
   private inFlightBytes = 0;
@@ -134,7 +142,7 @@ export class SealPool {
   private failure: Error | null = null;
   private closed = false;
   /** Chunks copied into a transfer buffer / handed over without a copy (for benchmarks). */
-  readonly stats = { copied: 0, transferred: 0, buffersAllocated: 0 };
+  readonly stats = { copied: 0, transferred: 0, buffersAllocated: 0, packBuffersReused: 0 };
 
   private constructor(keys: SealKeys, size: number, opts: SealPoolOptions) {
     this.keys = { encryption: Buffer.from(keys.encryption), blobId: Buffer.from(keys.blobId) };
@@ -293,20 +301,44 @@ export class SealPool {
       copy.set(p);
       return copy;
     });
+    const into = this.freePackBuffers.pop() ?? null;
+    if (into !== null) {
+      transfer.push(into);
+      this.stats.packBuffersReused++;
+    }
     const seq = this.seq++;
-    const task: PackTask = { kind: 'pack', seq, parts: sent, size };
+    const task: PackTask = { kind: 'pack', seq, parts: sent, size, into };
     return new Promise((resolve, reject) => {
       const done = (msg: SealDone | PackDone) => {
         const m = msg as PackDone;
-        resolve({ bytes: Buffer.from(m.bytes), id: m.id });
+        this.packBuffers.add(m.bytes);
+        resolve({ bytes: Buffer.from(m.bytes, 0, size), id: m.id });
       };
       this.dispatch(task, transfer, { chunk: false, done, reject, bytes: size });
     });
   }
 
   /** A Repository.packAssembler that uses this pool (null for an inline pool: nothing to gain). */
-  packAssembler(): ((parts: Buffer[], size: number) => Promise<{ bytes: Buffer; id: string }>) | null {
+  packAssembler(): PackAssembler | null {
     return this.size === 0 ? null : (parts, size) => this.assemblePack(parts, size);
+  }
+
+  /**
+   * Hands back the bytes of a pack from assemblePack once they are no longer used (uploaded),
+   * for the next pack to be joined into without allocating (Repository.packReleaser). Other
+   * buffers are ignored.
+   */
+  releasePack(bytes: Buffer): void {
+    const ab = bytes.buffer;
+    if (!(ab instanceof ArrayBuffer) || !this.packBuffers.has(ab) || this.closed) return;
+    if (this.freePackBuffers.length < MAX_FREE_PACK_BUFFERS && !this.freePackBuffers.includes(ab)) this.freePackBuffers.push(ab);
+  }
+
+  /** Wires this pool into a repository's pack path (joining, hashing, buffer reuse). */
+  attachTo(repo: { packAssembler: PackAssembler | null; packReleaser: ((bytes: Buffer) => void) | null }): void {
+    if (this.size === 0) return;
+    repo.packAssembler = (parts, size) => this.assemblePack(parts, size);
+    repo.packReleaser = (bytes) => this.releasePack(bytes);
   }
 
   private dispatch(task: SealTask | PackTask, transfer: ArrayBuffer[], p: Omit<Pending, 'worker'>): void {
@@ -445,6 +477,7 @@ export class SealPool {
       if (!w.exited) await w.worker.terminate();
     }));
     this.free.length = 0;
+    this.freePackBuffers.length = 0;
     this.wake();
   }
 }

@@ -10,8 +10,9 @@
  *   ← SealDone   { seq, id: ArrayBuffer(32), sealed: ArrayBuffer, rawLength, buf } with `buf`
  *                transferred back so the pool can reuse it, and `sealed`/`id` transferred too
  *   ← SealFailed { seq, message, buf }
- *   → PackTask   { kind: 'pack', seq, parts: Uint8Array[] (transferred when they own their memory), size }
- *   ← PackDone   { seq, bytes: ArrayBuffer (the joined pack, transferred), id: hex SHA-256 }
+ *   → PackTask   { kind: 'pack', seq, parts: Uint8Array[] (transferred when they own their memory), size,
+ *                  into: a used pack buffer to reuse, or null }
+ *   ← PackDone   { seq, bytes: ArrayBuffer (the joined pack in its first `size` bytes, transferred), id }
  */
 import { createHash } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
@@ -76,14 +77,20 @@ export interface PackTask {
   seq: number;
   parts: Uint8Array[];
   size: number;
+  /** A used pack buffer to fill when it is large enough (saves a fresh, page-faulting allocation). */
+  into: ArrayBuffer | null;
 }
 
 export interface PackDone {
   kind: 'packed';
   seq: number;
+  /** Holds the pack in its first `size` bytes. */
   bytes: ArrayBuffer;
   id: string;
 }
+
+/** Room for any pack (16 MiB target plus one blob's worth of slack), so buffers can be reused. */
+const PACK_BUFFER_MIN = 17 * 1024 * 1024;
 
 /** An ArrayBuffer holding exactly `b`'s bytes: `b`'s own buffer when it spans all of it, else a copy. */
 function ownBuffer(b: Uint8Array): ArrayBuffer {
@@ -104,7 +111,10 @@ async function main(): Promise<void> {
   port.on('message', (task: SealTask | PackTask) => {
     if (task.kind === 'pack') {
       try {
-        const bytes = new Uint8Array(task.size);
+        const buf = task.into !== null && task.into.byteLength >= task.size
+          ? task.into
+          : new ArrayBuffer(Math.max(task.size, PACK_BUFFER_MIN));
+        const bytes = new Uint8Array(buf, 0, task.size);
         let pos = 0;
         for (const part of task.parts) {
           bytes.set(part, pos);
@@ -112,8 +122,8 @@ async function main(): Promise<void> {
         }
         if (pos !== task.size) throw new Error(`pack parts hold ${pos} bytes, expected ${task.size}`);
         const id = createHash('sha256').update(bytes).digest('hex');
-        const done: PackDone = { kind: 'packed', seq: task.seq, bytes: bytes.buffer, id };
-        port.postMessage(done, [bytes.buffer]);
+        const done: PackDone = { kind: 'packed', seq: task.seq, bytes: buf, id };
+        port.postMessage(done, [buf]);
       } catch (e) {
         const failed: SealFailed = { kind: 'failed', seq: task.seq, message: e instanceof Error ? e.message : String(e), buf: null };
         port.postMessage(failed);

@@ -118,8 +118,8 @@ export async function storeStream(
   const policy = mode === 'auto' ? new HashPolicy() : null;
   const chunker = new Chunker(repo.gearTable(), opts.chunker);
   // join and hash finished packs in the pool's workers too (falls back to this thread once the
-  // pool is closed, so leaving it set is harmless)
-  if (repo.packAssembler === null) repo.packAssembler = pool.packAssembler();
+  // pool is closed, so leaving it attached is harmless)
+  if (repo.packAssembler === null) pool.attachTo(repo);
   const idKey = repo.keys.blobId;
   const result: StoreResult = { ids: [], lengths: [], size: 0, newChunks: 0, newBytes: 0, storedBytes: 0 };
   const queue: Queued[] = [];

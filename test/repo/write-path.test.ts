@@ -116,6 +116,31 @@ describe('storeStream', () => {
     await repo.close();
   });
 
+  it('joins packs in the workers into reused buffers, byte-exact', async () => {
+    const dir = tmpDir();
+    const repo = await Repository.init(new LocalStorage(dir), 'pw', { kdf: testKdf(), cacheDir: tmpDir(), uploadConcurrency: 1 });
+    const pool = await SealPool.create(repo.keys, { workers: 2 });
+    pools.push(pool);
+    const input = pseudoRandom(60 * MiB, 77);
+    const r = await storeStream(repo, pool, pieces(input));
+    await repo.flush();
+    expect(repo.packAssembler).not.toBeNull();
+    expect(pool.stats.packBuffersReused).toBeGreaterThan(0);
+    await repo.close();
+    const again = await Repository.open(new LocalStorage(dir), 'pw', { cacheDir: tmpDir() });
+    await again.syncIndex();
+    // every pack's name is the SHA-256 of its bytes, and its header reads back
+    const packs = await names(again.storage, 'data/');
+    expect(packs.length).toBeGreaterThanOrEqual(4);
+    for (const name of packs) {
+      await again.getVerified(name);
+      expect((await again.readPackHeader(name.slice(name.lastIndexOf('/') + 1))).length).toBeGreaterThan(0);
+    }
+    const back = Buffer.concat(await Promise.all(r.ids.map((id) => again.loadBlob(id))));
+    expect(back.equals(input)).toBe(true);
+    await again.close();
+  });
+
   it('handles an empty stream and a stream of one small piece', async () => {
     const storage = new LocalStorage(tmpDir());
     const repo = await Repository.init(storage, 'pw', { kdf: testKdf(), cacheDir: tmpDir() });
