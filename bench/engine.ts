@@ -74,6 +74,10 @@ interface RunResult extends RunSpec {
   seconds: number;
   mbps: number;
   cpuSeconds: number;
+  /** Of cpuSeconds, in the kernel (page faults, writes, fsync). */
+  sysSeconds: number;
+  /** Minor page faults during the run (fresh memory touched: allocation churn). */
+  pageFaults: number;
   peakRssMiB: number;
   chunks: number;
   newBytes: number;
@@ -223,11 +227,12 @@ async function runOne(spec: RunSpec): Promise<RunResult> {
     workers, level: spec.level, ...(spec.inFlight > 0 ? { maxInFlight: spec.inFlight } : {}),
   });
   const result: RunResult = {
-    ...spec, bytes: 0, seconds: 0, mbps: 0, cpuSeconds: 0, peakRssMiB: 0, chunks: 0, newBytes: 0, storedBytes: 0,
+    ...spec, bytes: 0, seconds: 0, mbps: 0, cpuSeconds: 0, sysSeconds: 0, pageFaults: 0, peakRssMiB: 0, chunks: 0, newBytes: 0, storedBytes: 0,
     uploadedBytes: 0, poolWorkers: pool.size, copies: 0, otherLoad: 0,
   };
   try {
     const busy0 = await machineBusySeconds();
+    const faults0 = process.resourceUsage().minorPageFault;
     const cpu0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     if (spec.mode === 'source') {
@@ -246,6 +251,8 @@ async function runOne(spec: RunSpec): Promise<RunResult> {
     result.seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const cpu = process.cpuUsage(cpu0);
     result.cpuSeconds = (cpu.user + cpu.system) / 1e6;
+    result.sysSeconds = cpu.system / 1e6;
+    result.pageFaults = process.resourceUsage().minorPageFault - faults0;
     result.otherLoad = Math.max(0, ((await machineBusySeconds()) - busy0 - result.cpuSeconds) / result.seconds);
     result.mbps = result.bytes / result.seconds / 1e6;
     result.uploadedBytes = repo.uploadedBytes;
@@ -299,11 +306,13 @@ function fmt(n: number, digits = 0): string {
 }
 
 function table(results: RunResult[]): string {
-  const head = ['dataset', 'storage', 'mode', 'threads', 'MB/s', 'wall s', 'CPU s', 'CPU/wall', 'peak RSS MiB', 'ratio', 'other load'];
+  const head = ['dataset', 'storage', 'mode', 'threads', 'MB/s', 'wall s', 'CPU s', 'sys s', 'CPU/wall', 'faults/MB',
+    'peak RSS MiB', 'ratio', 'other load'];
   const rows = results.map((r) => [
     r.dataset, r.storage, r.mode,
     r.mode === 'source' ? '-' : r.poolWorkers === 0 ? '1 (inline)' : `main + ${r.poolWorkers}`,
-    fmt(r.mbps), fmt(r.seconds, 2), fmt(r.cpuSeconds, 2), fmt(r.cpuSeconds / r.seconds, 2), fmt(r.peakRssMiB),
+    fmt(r.mbps), fmt(r.seconds, 2), fmt(r.cpuSeconds, 2), fmt(r.sysSeconds, 2), fmt(r.cpuSeconds / r.seconds, 2),
+    fmt(r.pageFaults / (r.bytes / 1e6), 1), fmt(r.peakRssMiB),
     r.storedBytes > 0 ? fmt(r.newBytes / r.storedBytes, 2) : '-', fmt(r.otherLoad, 2),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

@@ -183,7 +183,7 @@ export class SealPool {
       worker.on('message', (msg: SealDone | SealFailed | PackDone | { kind: 'ready' }) => {
         if (msg.kind === 'ready') {
           started = true;
-          worker.unref(); // idle workers never keep the process alive; see track()
+          worker.unref(); // idle workers never keep the process alive: ref'd only while busy (dispatch/settle)
           resolve();
         } else {
           this.settle(pw, msg);
@@ -235,9 +235,10 @@ export class SealPool {
   }
 
   /**
-   * Seals one chunk. Doesn't wait for room: callers bound memory with `await ready()` before
-   * each call (or use sealOrdered). `data` must not change until the promise settles unless
-   * it was transferred; it is copied (or transferred) before this returns for a worker pool.
+   * Seals one chunk. Doesn't wait for room: callers bound memory with `await ready()` or
+   * `mustDrain()` before each call (or use sealOrdered). `data` is copied (or, with
+   * `transfer`, handed over) or sealed before this returns, so the caller may reuse its buffer
+   * at once.
    */
   seal(data: Buffer, opts: SealOptions = {}): Promise<SealedBlob> {
     const type = opts.type ?? 'data';
