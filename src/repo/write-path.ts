@@ -6,7 +6,9 @@
  *     (packs of ~16 MiB, uploaded with bounded concurrency)
  *
  * and returns the stream's content list: blob ids in order. Call `repo.flush()` before writing
- * anything that names these blobs (a tree, a snapshot).
+ * anything that names these blobs (a tree, a snapshot). Unless the repository has one already,
+ * the pool also becomes its pack assembler (SealPool.attachTo): finished packs are joined and
+ * SHA-256-hashed in a worker, into reused buffers.
  *
  * Memory stays flat: at most `pool.maxInFlight` chunks are sealed or waiting to be packed per
  * stream (and the pool bounds the bytes across streams), the packer holds one pack, and
