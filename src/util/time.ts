@@ -8,8 +8,3 @@ export function rfc3339Nanos(ns: bigint): string {
   }
   return new Date(Number(sec) * 1000).toISOString().replace(/\.\d{3}Z$/, `.${frac.toString().padStart(9, '0')}Z`);
 }
-
-/** Now as RFC 3339 UTC (millisecond precision). */
-export function nowRfc3339(): string {
-  return new Date().toISOString();
-}
