@@ -1,0 +1,325 @@
+/*
+ * lifeboat's small native helpers: what Node's fs lacks for exact restores and full backups.
+ *   utimesNs(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec)  utimensat(AT_SYMLINK_NOFOLLOW)
+ *   listXattrs(path) -> Buffer (NUL-separated names)         llistxattr
+ *   getXattr(path, name) -> Buffer                            lgetxattr
+ *   setXattr(path, name, value)                               lsetxattr
+ *   mknod(path, mode, rdevMajor, rdevMinor)                   mknod (FIFOs, devices)
+ * Paths are Buffers (raw bytes, NUL-terminated here) or strings. Errors are thrown as Error
+ * objects with code (e.g. "ENOENT"), errno and syscall, like Node's own fs errors.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+#include <node_api.h>
+
+#define CHECK(call)                                                     \
+  do {                                                                  \
+    if ((call) != napi_ok) {                                            \
+      napi_throw_error(env, NULL, "lifeboat_native: N-API call failed"); \
+      return NULL;                                                      \
+    }                                                                   \
+  } while (0)
+
+static const char *errno_code(int e) {
+  switch (e) {
+    case ENOENT: return "ENOENT";
+    case EACCES: return "EACCES";
+    case EPERM: return "EPERM";
+    case EEXIST: return "EEXIST";
+    case ENOTDIR: return "ENOTDIR";
+    case EISDIR: return "EISDIR";
+    case EINVAL: return "EINVAL";
+    case ENOTSUP: return "ENOTSUP";
+    case ENODATA: return "ENODATA";
+    case ERANGE: return "ERANGE";
+    case ENOSPC: return "ENOSPC";
+    case E2BIG: return "E2BIG";
+    case EROFS: return "EROFS";
+    case ELOOP: return "ELOOP";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    case EIO: return "EIO";
+    case EDQUOT: return "EDQUOT";
+    case EBADF: return "EBADF";
+    default: return "EUNKNOWN";
+  }
+}
+
+static napi_value throw_errno(napi_env env, int e, const char *syscall, const char *path) {
+  char msg[512];
+  snprintf(msg, sizeof msg, "%s, %s '%s'", errno_code(e), syscall, path ? path : "");
+  napi_value code, message, err, num, sc;
+  if (napi_create_string_utf8(env, errno_code(e), NAPI_AUTO_LENGTH, &code) != napi_ok) return NULL;
+  if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message) != napi_ok) return NULL;
+  if (napi_create_error(env, code, message, &err) != napi_ok) return NULL;
+  napi_create_int32(env, -e, &num);
+  napi_set_named_property(env, err, "errno", num);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sc);
+  napi_set_named_property(env, err, "syscall", sc);
+  napi_throw(env, err);
+  return NULL;
+}
+
+/* Copies a Buffer or string argument into a new NUL-terminated C string (caller frees). */
+static char *get_cstr(napi_env env, napi_value v, const char *what) {
+  bool is_buf = false;
+  napi_is_buffer(env, v, &is_buf);
+  if (is_buf) {
+    void *data;
+    size_t len;
+    if (napi_get_buffer_info(env, v, &data, &len) != napi_ok) return NULL;
+    if (memchr(data, 0, len) != NULL) {
+      napi_throw_type_error(env, NULL, "lifeboat_native: argument contains a NUL byte");
+      return NULL;
+    }
+    char *s = malloc(len + 1);
+    if (!s) return NULL;
+    memcpy(s, data, len);
+    s[len] = 0;
+    return s;
+  }
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t != napi_string) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "lifeboat_native: %s must be a Buffer or a string", what);
+    napi_throw_type_error(env, NULL, msg);
+    return NULL;
+  }
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
+  char *s = malloc(len + 1);
+  if (!s) return NULL;
+  napi_get_value_string_utf8(env, v, s, len + 1, &len);
+  if (strlen(s) != len) {
+    free(s);
+    napi_throw_type_error(env, NULL, "lifeboat_native: argument contains a NUL byte");
+    return NULL;
+  }
+  return s;
+}
+
+static int get_i64(napi_env env, napi_value v, int64_t *out) {
+  return napi_get_value_int64(env, v, out) == napi_ok ? 0 : -1;
+}
+
+static napi_value utimes_ns(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5) {
+    napi_throw_type_error(env, NULL, "utimesNs(path, aSec, aNsec, mSec, mNsec)");
+    return NULL;
+  }
+  int64_t as, an, ms, mn;
+  if (get_i64(env, argv[1], &as) || get_i64(env, argv[2], &an) || get_i64(env, argv[3], &ms) || get_i64(env, argv[4], &mn)) {
+    napi_throw_type_error(env, NULL, "utimesNs: times must be numbers");
+    return NULL;
+  }
+  char *p = get_cstr(env, argv[0], "path");
+  if (!p) return NULL;
+  struct timespec ts[2];
+  ts[0].tv_sec = (time_t)as;
+  ts[0].tv_nsec = (long)an;
+  ts[1].tv_sec = (time_t)ms;
+  ts[1].tv_nsec = (long)mn;
+  int r = utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW);
+  if (r != 0) {
+    int e = errno;
+    napi_value ret = throw_errno(env, e, "utimensat", p);
+    free(p);
+    return ret;
+  }
+  free(p);
+  return NULL;
+}
+
+static napi_value list_xattrs(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) {
+    napi_throw_type_error(env, NULL, "listXattrs(path)");
+    return NULL;
+  }
+  char *p = get_cstr(env, argv[0], "path");
+  if (!p) return NULL;
+  for (int attempt = 0; attempt < 8; attempt++) {
+    ssize_t n = llistxattr(p, NULL, 0);
+    if (n < 0) {
+      int e = errno;
+      napi_value ret = throw_errno(env, e, "llistxattr", p);
+      free(p);
+      return ret;
+    }
+    char *buf = malloc(n > 0 ? (size_t)n : 1);
+    if (!buf) break;
+    ssize_t m = n > 0 ? llistxattr(p, buf, (size_t)n) : 0;
+    if (m < 0 && errno == ERANGE) {
+      free(buf);
+      continue; /* grew in between */
+    }
+    if (m < 0) {
+      int e = errno;
+      free(buf);
+      napi_value ret = throw_errno(env, e, "llistxattr", p);
+      free(p);
+      return ret;
+    }
+    napi_value out;
+    void *dst;
+    if (napi_create_buffer_copy(env, (size_t)m, buf, &dst, &out) != napi_ok) {
+      free(buf);
+      free(p);
+      return NULL;
+    }
+    free(buf);
+    free(p);
+    return out;
+  }
+  napi_value ret = throw_errno(env, ERANGE, "llistxattr", p);
+  free(p);
+  return ret;
+}
+
+static napi_value get_xattr(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) {
+    napi_throw_type_error(env, NULL, "getXattr(path, name)");
+    return NULL;
+  }
+  char *p = get_cstr(env, argv[0], "path");
+  if (!p) return NULL;
+  char *name = get_cstr(env, argv[1], "name");
+  if (!name) {
+    free(p);
+    return NULL;
+  }
+  napi_value result = NULL;
+  for (int attempt = 0; attempt < 8; attempt++) {
+    ssize_t n = lgetxattr(p, name, NULL, 0);
+    if (n < 0) {
+      result = throw_errno(env, errno, "lgetxattr", p);
+      goto done;
+    }
+    char *buf = malloc(n > 0 ? (size_t)n : 1);
+    if (!buf) goto done;
+    ssize_t m = n > 0 ? lgetxattr(p, name, buf, (size_t)n) : 0;
+    if (m < 0 && errno == ERANGE) {
+      free(buf);
+      continue;
+    }
+    if (m < 0) {
+      int e = errno;
+      free(buf);
+      result = throw_errno(env, e, "lgetxattr", p);
+      goto done;
+    }
+    void *dst;
+    if (napi_create_buffer_copy(env, (size_t)m, buf, &dst, &result) != napi_ok) result = NULL;
+    free(buf);
+    goto done;
+  }
+  result = throw_errno(env, ERANGE, "lgetxattr", p);
+done:
+  free(p);
+  free(name);
+  return result;
+}
+
+static napi_value set_xattr(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) {
+    napi_throw_type_error(env, NULL, "setXattr(path, name, value)");
+    return NULL;
+  }
+  bool is_buf = false;
+  napi_is_buffer(env, argv[2], &is_buf);
+  if (!is_buf) {
+    napi_throw_type_error(env, NULL, "setXattr: value must be a Buffer");
+    return NULL;
+  }
+  void *data;
+  size_t len;
+  CHECK(napi_get_buffer_info(env, argv[2], &data, &len));
+  char *p = get_cstr(env, argv[0], "path");
+  if (!p) return NULL;
+  char *name = get_cstr(env, argv[1], "name");
+  if (!name) {
+    free(p);
+    return NULL;
+  }
+  napi_value result = NULL;
+  if (lsetxattr(p, name, len ? data : "", len, 0) != 0) result = throw_errno(env, errno, "lsetxattr", p);
+  free(p);
+  free(name);
+  return result;
+}
+
+static napi_value do_mknod(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) {
+    napi_throw_type_error(env, NULL, "mknod(path, mode, major, minor)");
+    return NULL;
+  }
+  int64_t mode, maj, min;
+  if (get_i64(env, argv[1], &mode) || get_i64(env, argv[2], &maj) || get_i64(env, argv[3], &min)) {
+    napi_throw_type_error(env, NULL, "mknod: mode and device numbers must be numbers");
+    return NULL;
+  }
+  char *p = get_cstr(env, argv[0], "path");
+  if (!p) return NULL;
+  napi_value result = NULL;
+  if (mknod(p, (mode_t)mode, makedev((unsigned)maj, (unsigned)min)) != 0) result = throw_errno(env, errno, "mknod", p);
+  free(p);
+  return result;
+}
+
+static napi_value dev_split(napi_env env, napi_callback_info info) {
+  /* devSplit(rdev) -> [major, minor] with glibc's encoding */
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int64_t rdev;
+  if (argc < 1 || get_i64(env, argv[0], &rdev)) {
+    napi_throw_type_error(env, NULL, "devSplit(rdev)");
+    return NULL;
+  }
+  napi_value arr, a, b;
+  CHECK(napi_create_array_with_length(env, 2, &arr));
+  CHECK(napi_create_uint32(env, major((dev_t)rdev), &a));
+  CHECK(napi_create_uint32(env, minor((dev_t)rdev), &b));
+  napi_set_element(env, arr, 0, a);
+  napi_set_element(env, arr, 1, b);
+  return arr;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    {"utimesNs", NULL, utimes_ns, NULL, NULL, NULL, napi_default, NULL},
+    {"listXattrs", NULL, list_xattrs, NULL, NULL, NULL, napi_default, NULL},
+    {"getXattr", NULL, get_xattr, NULL, NULL, NULL, napi_default, NULL},
+    {"setXattr", NULL, set_xattr, NULL, NULL, NULL, napi_default, NULL},
+    {"mknod", NULL, do_mknod, NULL, NULL, NULL, napi_default, NULL},
+    {"devSplit", NULL, dev_split, NULL, NULL, NULL, napi_default, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,108 @@
+/**
+ * Native helpers for what Node's fs lacks (native/lifeboat_native.c, built by `npm ci` with
+ * node-gyp into build/Release/): nanosecond times on symlinks and files without following
+ * links, extended attributes (l*xattr: never follow symlinks), and mknod for FIFOs and device
+ * nodes. Paths may be Buffers (raw bytes, for names that are not UTF-8) or strings.
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type PathLike = Buffer | string;
+
+interface Binding {
+  utimesNs(p: PathLike, aSec: number, aNsec: number, mSec: number, mNsec: number): void;
+  listXattrs(p: PathLike): Buffer;
+  getXattr(p: PathLike, name: PathLike): Buffer;
+  setXattr(p: PathLike, name: PathLike, value: Buffer): void;
+  mknod(p: PathLike, mode: number, major: number, minor: number): void;
+  devSplit(rdev: number): [number, number];
+}
+
+let binding: Binding | null = null;
+
+function load(): Binding {
+  if (binding) return binding;
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  // src/native and dist/native are both two levels below the package root
+  const file = path.resolve(here, '../../build/Release/lifeboat_native.node');
+  try {
+    binding = createRequire(import.meta.url)(file) as Binding;
+  } catch (e) {
+    throw new Error(`the native helper ${file} could not be loaded (run "npm ci" or "npm run install" to build it): ${(e as Error).message}`);
+  }
+  return binding;
+}
+
+/** True when the native helper is built and loads. */
+export function nativeAvailable(): boolean {
+  try {
+    load();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const NS = 1_000_000_000n;
+
+function splitNs(ns: bigint): [number, number] {
+  // floor division so times before 1970 get a non-negative nanosecond part
+  let sec = ns / NS;
+  let nsec = ns % NS;
+  if (nsec < 0n) {
+    nsec += NS;
+    sec -= 1n;
+  }
+  return [Number(sec), Number(nsec)];
+}
+
+/** Sets atime and mtime (ns since the epoch) with utimensat(AT_SYMLINK_NOFOLLOW): a symlink's own times. */
+export function utimesNs(p: PathLike, atimeNs: bigint, mtimeNs: bigint): void {
+  const [as, an] = splitNs(atimeNs);
+  const [ms, mn] = splitNs(mtimeNs);
+  load().utimesNs(p, as, an, ms, mn);
+}
+
+/** Names of the extended attributes of p (llistxattr; a symlink's own), in the kernel's order. */
+export function listXattrs(p: PathLike): string[] {
+  const raw = load().listXattrs(p);
+  const names: string[] = [];
+  let start = 0;
+  for (let i = 0; i < raw.length; i++) {
+    if (raw[i] === 0) {
+      if (i > start) names.push(raw.subarray(start, i).toString('utf8'));
+      start = i + 1;
+    }
+  }
+  if (start < raw.length) names.push(raw.subarray(start).toString('utf8'));
+  return names;
+}
+
+/** The value of one extended attribute (lgetxattr). Throws with code ENODATA when absent. */
+export function getXattr(p: PathLike, name: string): Buffer {
+  return load().getXattr(p, name);
+}
+
+/** Creates or replaces an extended attribute (lsetxattr). */
+export function setXattr(p: PathLike, name: string, value: Buffer): void {
+  load().setXattr(p, name, value);
+}
+
+/** Creates a FIFO with the given permission bits (mknod S_IFIFO). */
+export function mkfifo(p: PathLike, mode: number): void {
+  load().mknod(p, (mode & 0o7777) | 0o010000, 0, 0);
+}
+
+/** Creates a node (mode includes the type bits: S_IFCHR, S_IFBLK, S_IFIFO) with device number rdev as stat reports it. */
+export function mknod(p: PathLike, mode: number, rdev: number): void {
+  const b = load();
+  const [maj, min] = b.devSplit(rdev);
+  b.mknod(p, mode, maj, min);
+}
+
+/** Major and minor numbers of a device number as stat reports it (glibc encoding). */
+export function devSplit(rdev: number): { major: number; minor: number } {
+  const [major, minor] = load().devSplit(rdev);
+  return { major, minor };
+}
