@@ -228,6 +228,60 @@ export class Chunker {
   }
 }
 
+/**
+ * Warm-up at module load (≈ 1 ms): runs roll/scan/Chunker.push over 32 KiB of pseudo-random
+ * bytes with tiny parameters (min 64, avg 256, max 1024), in pieces of varied sizes, so that
+ * every path of the hot loop — each of the four unrolled cut exits, the tail loop with and
+ * without a cut, both masks, the max cut, chunks within one push and spanning pushes — has run
+ * in the interpreter with realistic values (full 32-bit gear words, hashes outside the Smi
+ * range) before TurboFan compiles it. Without this the first long scans are compiled with empty
+ * feedback slots for the exits not taken yet, and each exit taken later is an "Insufficient
+ * type feedback" deopt; bench/chunker.ts showed several in the first few hundred MiB (roll
+ * de-optimised again at every avg boundary and piece end until V8 gave up on that code) and
+ * the chunker at about half speed meanwhile. Output is discarded; no state is kept.
+ * Exercised with Buffers, the type the write path pushes (a plain Uint8Array given to findCut
+ * works too, merely with a polymorphic load).
+ */
+function warmUp(): void {
+  let x = 0x2545f491;
+  const next = (): number => {
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    return x | 0;
+  };
+  const gear = new Int32Array(256);
+  for (let i = 0; i < 256; i++) gear[i] = next();
+  const params = resolveParams({ min: 64, avg: 256, max: 1024 });
+  const data = Buffer.allocUnsafe(32 * 1024);
+  for (let i = 0; i < data.length; i += 4) data.writeInt32LE(next(), i);
+  // runs of one byte value never cut for most values: they reach max (the forced cut)
+  data.fill(0x55, 8192, 8192 + 3000);
+  const chunker = new Chunker(gear, params);
+  for (let pos = 0; pos < data.length;) {
+    const n = Math.min(data.length - pos, 1 + ((next() >>> 0) % 700));
+    chunker.push(data.subarray(pos, pos + n));
+    pos += n;
+  }
+  chunker.finish();
+  for (let start = 0; start + 2048 <= data.length; start += 997) findCut(data, start, start + 2048, gear, params, false);
+  // each exit of roll() on its own: with mask 1 and bit 0 of every gear word equal to bit 0 of
+  // its byte, the hash's bit 0 is that of the last byte, so the first even byte is the cut
+  for (let i = 0; i < 256; i++) gear[i] = (gear[i]! & ~1) | (i & 1);
+  const probe = Buffer.alloc(16, 1);
+  for (let round = 0; round < 4; round++) {
+    for (let k = 0; k < 8; k++) {
+      probe.fill(1);
+      probe[k] = 0;
+      roll(probe, 0, 8, next(), gear, 1);       // cut at k+1: an unrolled exit, or the tail
+      roll(probe, 0, 8 - (k & 3), next(), gear, 1);
+    }
+    probe.fill(1);
+    roll(probe, 0, 7, next(), gear, 1);         // no cut: main loop and tail run out
+  }
+  scanHash = 0;
+}
+
+warmUp();
+
 /** Chunks an async stream of buffers (e.g. a fs.ReadStream or a dump's stdout). */
 export async function* chunkStream(readable: AsyncIterable<Buffer>, gear: Int32Array,
                                    params?: ChunkerParams): AsyncGenerator<Buffer> {
