@@ -1,0 +1,80 @@
+/**
+ * Reading one regular file for a backup: open without following links (and without blocking
+ * on a FIFO swapped in after the walk saw a file), stat before and after reading, and read
+ * once more when the file changed meanwhile. The bytes go to a ContentSink (the repository's
+ * write path, or a dry-run hasher).
+ */
+import fs from 'node:fs';
+import type { BigIntStats } from 'node:fs';
+
+/** Largest single read; each read gets a fresh buffer (the chunker may keep views into it). */
+export const READ_MAX = 8 * 1024 * 1024;
+
+export interface SinkResult {
+  ids: Buffer[];
+  size: number;
+  newBytes: number;
+  storedBytes: number;
+}
+
+export type ContentSink = (source: AsyncIterable<Buffer>) => Promise<SinkResult>;
+
+export interface ReadResult extends SinkResult {
+  /** fstat taken before the (last) read: the node's metadata. */
+  stat: BigIntStats;
+  /** True when the file still changed during the second read (its bytes are kept anyway). */
+  changedWhileReading: boolean;
+  /** Number of times the file was read (1 or 2). */
+  reads: number;
+}
+
+const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK, O_NOATIME } = fs.constants;
+
+async function openForBackup(p: Buffer): Promise<fs.promises.FileHandle> {
+  const flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK;
+  if (O_NOATIME) {
+    try {
+      return await fs.promises.open(p, flags | O_NOATIME);
+    } catch (e) {
+      // O_NOATIME needs ownership (or CAP_FOWNER)
+      if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
+    }
+  }
+  return fs.promises.open(p, flags);
+}
+
+async function* readAll(fh: fs.promises.FileHandle, sizeHint: number, onRead?: (n: number) => void): AsyncGenerator<Buffer> {
+  let pos = 0;
+  for (;;) {
+    const want = Math.min(READ_MAX, Math.max(4096, sizeHint - pos + 1));
+    const buf = Buffer.allocUnsafe(want);
+    const { bytesRead } = await fh.read(buf, 0, want, pos);
+    if (bytesRead === 0) return;
+    pos += bytesRead;
+    onRead?.(bytesRead);
+    yield bytesRead === want ? buf : buf.subarray(0, bytesRead);
+  }
+}
+
+function sameStat(a: BigIntStats, b: BigIntStats): boolean {
+  return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.ino === b.ino;
+}
+
+export class NotRegularError extends Error {}
+
+/** Reads and stores a file; throws fs errors (ENOENT, EACCES, EIO…) for the caller to report. */
+export async function readFile(p: Buffer, sink: ContentSink, onRead?: (n: number) => void): Promise<ReadResult> {
+  for (let attempt = 1; ; attempt++) {
+    const fh = await openForBackup(p);
+    try {
+      const before = await fh.stat({ bigint: true });
+      if (!before.isFile()) throw new NotRegularError('not a regular file any more');
+      const r = await sink(readAll(fh, Number(before.size), onRead));
+      const after = await fh.stat({ bigint: true });
+      const changed = !sameStat(before, after);
+      if (!changed || attempt >= 2) return { ...r, stat: before, changedWhileReading: changed, reads: attempt };
+    } finally {
+      await fh.close();
+    }
+  }
+}
