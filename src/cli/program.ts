@@ -4,6 +4,8 @@ import { registerInit } from './commands/init.js';
 import { registerKey } from './commands/key.js';
 import { registerCat } from './commands/cat.js';
 import { registerCache } from './commands/cache.js';
+import { registerBackup } from './commands/backup.js';
+import { registerSnapshots } from './commands/snapshots.js';
 
 /** The whole command-line program; each command lives in its own file under commands/. */
 export function buildProgram(): Command {
@@ -24,5 +26,7 @@ export function buildProgram(): Command {
   registerKey(program);
   registerCat(program);
   registerCache(program);
+  registerBackup(program);
+  registerSnapshots(program);
   return program;
 }
