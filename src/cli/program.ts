@@ -6,6 +6,9 @@ import { registerCat } from './commands/cat.js';
 import { registerCache } from './commands/cache.js';
 import { registerBackup } from './commands/backup.js';
 import { registerSnapshots } from './commands/snapshots.js';
+import { registerRestore } from './commands/restore.js';
+import { registerDump } from './commands/dump.js';
+import { registerLs } from './commands/ls.js';
 
 /** The whole command-line program; each command lives in its own file under commands/. */
 export function buildProgram(): Command {
@@ -28,5 +31,8 @@ export function buildProgram(): Command {
   registerCache(program);
   registerBackup(program);
   registerSnapshots(program);
+  registerRestore(program);
+  registerDump(program);
+  registerLs(program);
   return program;
 }
