@@ -144,7 +144,7 @@ function parseTar(data: Buffer): Promise<Array<{ name: string; type: string; mod
     const out: Array<{ name: string; type: string; mode: number; linkname: string | null; body: Buffer; uid: number; mtime: number }> = [];
     ex.on('entry', (h, stream, next) => {
       const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('data', (c: unknown) => void chunks.push(c as Buffer));
       stream.on('end', () => {
         out.push({ name: h.name, type: h.type ?? 'file', mode: h.mode ?? 0, linkname: h.linkname ?? null, body: Buffer.concat(chunks), uid: h.uid ?? 0, mtime: h.mtime?.getTime() ?? 0 });
         next();
