@@ -9,6 +9,8 @@ import { registerSnapshots } from './commands/snapshots.js';
 import { registerRestore } from './commands/restore.js';
 import { registerDump } from './commands/dump.js';
 import { registerLs } from './commands/ls.js';
+import { registerFind } from './commands/find.js';
+import { registerDiff } from './commands/diff.js';
 
 /** The whole command-line program; each command lives in its own file under commands/. */
 export function buildProgram(): Command {
@@ -34,5 +36,7 @@ export function buildProgram(): Command {
   registerRestore(program);
   registerDump(program);
   registerLs(program);
+  registerFind(program);
+  registerDiff(program);
   return program;
 }
