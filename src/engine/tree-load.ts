@@ -92,8 +92,15 @@ export async function walkTree(
   onUnsafe?: (parts: Buffer[], reason: string) => void,
 ): Promise<void> {
   const tree = await loader.load(treeId);
-  // prefetch subtrees while visiting this level
-  for (const n of tree.nodes) if (n.type === 'dir' && n.subtree) void loader.load(n.subtree).catch(() => {});
+  // prefetch the first subtrees of this level while visiting it (bounded: a level may hold thousands)
+  let prefetch = 16;
+  for (const n of tree.nodes) {
+    if (prefetch <= 0) break;
+    if (n.type === 'dir' && n.subtree) {
+      prefetch--;
+      void loader.load(n.subtree).catch(() => {});
+    }
+  }
   for (const node of tree.nodes) {
     const parts = [...base, node.name];
     const bad = unsafeName(node.name);
