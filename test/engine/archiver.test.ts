@@ -197,3 +197,28 @@ async function countPacks(repo: Repository): Promise<number> {
   for await (const o of repo.storage.list('data/')) if (o) n++;
   return n;
 }
+
+describe('archiver, many files stored at once', () => {
+  it('every blob a snapshot names is in the index afterwards (packs finished while files share the repository)', async () => {
+    const tmp = await makeTempDir();
+    const src = path.join(tmp, 'src');
+    fs.mkdirSync(src);
+    for (let i = 0; i < 10; i++) fs.writeFileSync(path.join(src, `f${i}`), pseudoRandom(6 * 1024 * 1024 + i, 100 + i));
+    const storage = await makeLocal();
+    const repo = await Repository.init(storage, 'pw', { kdf: testKdf(), cacheDir: path.join(tmp, 'cache'), uploadConcurrency: 1 });
+    const r = await backup(repo, [src]);
+    await repo.close();
+    const fresh = await Repository.open(storage, 'pw', { cacheDir: path.join(tmp, 'cache2') });
+    try {
+      const node = await nodeAt(fresh, r.snapshot.tree, Buffer.from(src));
+      const files = await loadTree(fresh, node!.subtree!);
+      expect(files).toHaveLength(10);
+      for (const f of files) for (const id of f.content!) expect(fresh.hasBlob(Buffer.from(id, 'hex'))).toBe(true);
+      const again = await backup(fresh, [src]);
+      expect(again.summary.filesRead).toBe(0);
+      expect(again.summary.dataBlobs).toBe(0);
+    } finally {
+      await fresh.close();
+    }
+  });
+});
