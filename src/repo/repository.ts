@@ -66,6 +66,8 @@ export class Repository {
   /** Blobs written in this session whose index file is not written yet: hex id → where. */
   private readonly pending = new Map<string, { type: BlobType; pack: string | null; entry?: PackEntry }>();
   private readonly uploads = new Set<Promise<void>>();
+  /** Pack writers being finished or waiting for an upload slot (not yet in `uploads`). */
+  private starting = 0;
   private unindexed: IndexPack[] = [];
   private unindexedBlobs = 0;
   private lastCheckpoint = Date.now();
@@ -331,25 +333,47 @@ export class Repository {
   async addSealedBlob(blob: SealedBlob): Promise<boolean> {
     if (this.writeFailure) throw this.writeFailure;
     if (this.hasBlob(blob.id)) return false;
+    // All bookkeeping happens before the first await, so concurrent callers (several files
+    // stored at once) never see a half-updated packer; only the uploads are awaited.
+    const limit = this.config.pack_size;
     let packer = this.packers[blob.type];
-    if (packer && packer.count > 0 && packer.sizeWith(blob.sealed.length) > this.config.pack_size) {
-      await this.finishPack(blob.type);
+    const full: PackWriter[] = [];
+    if (packer && packer.count > 0 && packer.sizeWith(blob.sealed.length) > limit) {
+      full.push(packer);
       packer = null;
     }
-    if (!packer) {
-      packer = new PackWriter(blob.type, this.keys.encryption);
-      this.packers[blob.type] = packer;
-    }
+    if (!packer) packer = new PackWriter(blob.type, this.keys.encryption);
     packer.add(blob);
     this.pending.set(toHex(blob.id), { type: blob.type, pack: null });
-    if (packer.size >= this.config.pack_size) await this.finishPack(blob.type);
+    if (packer.size >= limit) {
+      full.push(packer);
+      this.packers[blob.type] = null;
+    } else {
+      this.packers[blob.type] = packer;
+    }
+    for (const p of full) await this.uploadPackWriter(p);
     return true;
   }
 
   private async finishPack(type: BlobType): Promise<void> {
     const packer = this.packers[type];
     this.packers[type] = null;
-    if (!packer || packer.count === 0) return;
+    if (packer) await this.uploadPackWriter(packer);
+  }
+
+  /** Finishes a detached pack writer and starts its upload (waiting for a free upload slot). */
+  private async uploadPackWriter(packer: PackWriter): Promise<void> {
+    if (packer.count === 0) return;
+    this.starting++;
+    try {
+      await this.startUpload(packer);
+    } finally {
+      this.starting--;
+    }
+  }
+
+  private async startUpload(packer: PackWriter): Promise<void> {
+    const type = packer.type;
     const assembler = this.packAssembler;
     // with an assembler, joining and hashing happen off this thread as part of the upload
     const parts = assembler ? packer.finishParts() : null;
@@ -420,10 +444,14 @@ export class Repository {
   async flush(): Promise<void> {
     await this.finishPack('data');
     await this.finishPack('tree');
-    while (this.uploads.size > 0) await Promise.race(this.uploads);
+    while (this.uploads.size > 0 || this.starting > 0) {
+      if (this.uploads.size > 0) await Promise.race(this.uploads);
+      else await new Promise<void>((r) => setImmediate(r));
+    }
     if (this.writeFailure) throw this.writeFailure;
     await this.writeIndexCheckpoint();
   }
+
 
   // ------------------------------------------------------------------ blobs: read path
 

@@ -89,6 +89,18 @@ describe.each(backends)('repository on $name', (backend) => {
     await repo.close();
   });
 
+  it('keeps every blob when many are saved concurrently (several files stored at once)', async () => {
+    const storage = await backend.make();
+    const repo = await Repository.init(storage, 'pw', { kdf: testKdf(), cacheDir: await makeTempDir() });
+    const datas = Array.from({ length: 40 }, (_, i) => pseudoRandom((1 << 20) + i * 1000, 500 + i));
+    const results = await Promise.all(datas.map((d, i) => repo.saveBlob(i % 5 === 0 ? 'tree' : 'data', d)));
+    await repo.flush();
+    await repo.close();
+    const fresh = await Repository.open(storage, 'pw', { cacheDir: await makeTempDir() });
+    for (let i = 0; i < datas.length; i++) expect((await fresh.loadBlob(results[i]!.id)).equals(datas[i]!)).toBe(true);
+    await fresh.close();
+  });
+
   it('names each damaged object: config, key, index, snapshot, pack', async () => {
     const storage = await backend.make();
     const cacheDir = await makeTempDir();
