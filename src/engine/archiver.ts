@@ -47,7 +47,7 @@ export interface BackupOptions {
   dryRun?: boolean;
   excludes?: ExcludeOptions;
   oneFileSystem?: boolean;
-  /** Files read and stored at once (default 8). */
+  /** Files read and stored at once (default 16). */
   fileConcurrency?: number;
   /** Seal pool worker threads (default: the cores). */
   workers?: number;
@@ -164,7 +164,7 @@ export class Archiver {
 
   constructor(readonly repo: Repository, readonly opts: BackupOptions = {}) {
     this.excluder = new Excluder(opts.excludes ?? {});
-    this.slots = new Semaphore(Math.max(1, opts.fileConcurrency ?? 8));
+    this.slots = new Semaphore(Math.max(1, opts.fileConcurrency ?? 16));
     serialiseBlobWrites(repo);
   }
 

@@ -53,6 +53,9 @@ async function* readAll(fh: fs.promises.FileHandle, sizeHint: number, onRead?: (
     pos += bytesRead;
     onRead?.(bytesRead);
     yield bytesRead === want ? buf : buf.subarray(0, bytesRead);
+    // a short read past the size stat gave is the end of a regular file: saves one read per
+    // small file (a file that grew is read on; one that read short is caught by readFile)
+    if (bytesRead < want && pos >= sizeHint) return;
   }
 }
 
@@ -71,7 +74,8 @@ export async function readFile(p: Buffer, sink: ContentSink, onRead?: (n: number
       if (!before.isFile()) throw new NotRegularError('not a regular file any more');
       const r = await sink(readAll(fh, Number(before.size), onRead));
       const after = await fh.stat({ bigint: true });
-      const changed = !sameStat(before, after);
+      // fewer bytes than stat said (and no stat change): read again, as for a change
+      const changed = !sameStat(before, after) || r.size < Number(before.size);
       if (!changed || attempt >= 2) return { ...r, stat: before, changedWhileReading: changed, reads: attempt };
     } finally {
       await fh.close();

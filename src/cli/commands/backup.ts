@@ -91,7 +91,7 @@ export function registerBackup(program: Command): void {
     .option('--stdin', 'back up what is read from standard input')
     .option('--stdin-filename <name>', 'file name for --stdin and --stdin-from-command', 'stdin')
     .option('--stdin-from-command', 'back up the standard output of the command given after --')
-    .option('--read-concurrency <n>', 'files read at once (default 8)')
+    .option('--read-concurrency <n>', 'files read at once (default 16)')
     .action(async (paths: string[], opts: BackupCliOptions, cmd: Command) => {
       const ctx = CliContext.from(cmd);
       const json = ctx.out.json;
