@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import { open as aeadOpen, seal } from './aead.js';
+import { OVERHEAD, open as aeadOpen, seal } from './aead.js';
 import { decodePayload, encodePayloadParts } from './compress.js';
 import { IntegrityError } from './errors.js';
 import { blobId } from './keys-derive.js';
@@ -23,8 +23,25 @@ export function sealBlob(
   id: Buffer = blobId(keys.blobId, data),
   level?: number,
 ): SealedBlob {
-  // the payload's flag byte and body are sealed as parts: a raw body is never copied
-  return { id, type, sealed: seal(keys.encryption, encodePayloadParts(data, level), id), rawLength: data.length };
+  // the payload's flag byte and body are sealed as parts: a raw body is never copied, and a
+  // compressed one is encrypted straight out of the thread's compression scratch buffer
+  return { id, type, sealed: seal(keys.encryption, encodePayloadParts(data, level, true), id), rawLength: data.length };
+}
+
+/**
+ * The first half of {@link sealBlob}, for callers that pick the output buffer themselves once
+ * they know the size (the seal pool's workers recycle them): id, payload parts and the sealed
+ * length. Seal with `sealInto(keys.encryption, payload, id, out)` before the next call in this
+ * thread — a compressed payload lives in a reused scratch buffer.
+ */
+export function blobPayload(
+  keys: { encryption: Uint8Array; blobId: Uint8Array },
+  data: Buffer,
+  id: Buffer = blobId(keys.blobId, data),
+  level?: number,
+): { id: Buffer; payload: [Buffer, Buffer]; sealedLength: number } {
+  const payload = encodePayloadParts(data, level, true);
+  return { id, payload, sealedLength: OVERHEAD + payload[0].length + payload[1].length };
 }
 
 /** Opens a sealed blob and checks that its plaintext hashes to its id. */

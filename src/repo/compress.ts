@@ -44,6 +44,8 @@ const PRECHECK_SAMPLES = 4;
 const PRECHECK_SAMPLE = 16 * 1024;
 const PRECHECK_RATIO = 0.97;
 let precheckScratch: Buffer | null = null;
+/** Output of transient encodePayloadParts calls. */
+let compressScratch: Buffer | null = null;
 
 /** True when the samples say `data` won't compress (so it should be stored raw). */
 export function looksIncompressible(data: Uint8Array): boolean {
@@ -67,13 +69,25 @@ const ZSTD_HEADER = Buffer.from([ENCODING_ZSTD]);
  * Compresses `data` and returns the payload as two parts, header (1 byte) and body, so that a
  * caller able to consume parts (aead `seal` accepts an array) doesn't copy raw data at all.
  * The body is `data` itself (not a copy) when stored raw.
+ *
+ * With `transient`, a compressed body is written into this thread's scratch buffer (reused,
+ * grown to the largest compressBound seen) instead of a fresh one: no allocation and no page
+ * faults per call, but the body is only valid until the next transient call in this thread —
+ * for callers that consume it at once (sealBlob encrypts it into its own output).
  */
-export function encodePayloadParts(data: Uint8Array, level: number = DEFAULT_LEVEL): [Buffer, Buffer] {
+export function encodePayloadParts(data: Uint8Array, level: number = DEFAULT_LEVEL, transient = false): [Buffer, Buffer] {
   const len = data.length;
   const body = Buffer.from(data.buffer, data.byteOffset, len);
   if (len === 0 || looksIncompressible(data)) return [RAW_HEADER, body];
   if (cctx === null) cctx = new binding.CCtx();
-  const dst = Buffer.allocUnsafe(binding.compressBound(len));
+  const bound = binding.compressBound(len);
+  let dst: Buffer;
+  if (transient) {
+    if (compressScratch === null || compressScratch.length < bound) compressScratch = Buffer.allocUnsafe(bound);
+    dst = compressScratch;
+  } else {
+    dst = Buffer.allocUnsafe(bound);
+  }
   const n = cctx.compress(dst, data, level);
   if (n >= len) return [RAW_HEADER, body];
   return [ZSTD_HEADER, dst.subarray(0, n)];
