@@ -85,6 +85,8 @@ const MiB = 1024 * 1024;
 const MAX_FREE_BUFFERS = 64;
 /** Free pack buffers (~17 MiB each) kept for reuse, at most. */
 const MAX_FREE_PACK_BUFFERS = 2;
+/** Used sealed-blob buffers waiting to go back to a worker, at most (the rest are dropped). */
+const MAX_FREE_SEALED = 32;
 
 interface Pending {
   /** A chunk being sealed (counts against the in-flight limits) or a pack being joined. */
@@ -135,6 +137,14 @@ export class SealPool {
   /** Pack buffers made by assemblePack, and those handed back after upload (releasePack). */
   private readonly packBuffers = new WeakSet<ArrayBuffer>();
   private readonly freePackBuffers: ArrayBuffer[] = [];
+  /**
+   * Sealed-blob buffers made by the workers (a blob may use only the start of one), and those
+   * whose pack was joined, to be handed back to a worker with the next chunk and sealed into
+   * again: a blob's output memory cycles worker → pack → pack-joining worker → here → worker
+   * instead of being allocated fresh (page faults) and collected in another isolate.
+   */
+  private readonly sealedBuffers = new WeakSet<ArrayBuffer>();
+  private readonly freeSealed: ArrayBuffer[] = [];
   private seq = 0;
   private inFlightChunks = 0;
   private inFlightBytes = 0;
@@ -142,7 +152,7 @@ export class SealPool {
   private failure: Error | null = null;
   private closed = false;
   /** Chunks copied into a transfer buffer / handed over without a copy (for benchmarks). */
-  readonly stats = { copied: 0, transferred: 0, buffersAllocated: 0, packBuffersReused: 0 };
+  readonly stats = { copied: 0, transferred: 0, buffersAllocated: 0, packBuffersReused: 0, sealedBuffersRecycled: 0 };
 
   private constructor(keys: SealKeys, size: number, opts: SealPoolOptions) {
     this.keys = { encryption: Buffer.from(keys.encryption), blobId: Buffer.from(keys.blobId) };
@@ -268,21 +278,25 @@ export class SealPool {
       id.set(opts.id);
     }
     const seq = this.seq++;
-    const task: SealTask = { kind: 'seal', seq, type, buf, len, id };
+    const spare = this.freeSealed.pop();
+    const task: SealTask = { kind: 'seal', seq, type, buf, len, id, spare: spare === undefined ? [] : [spare] };
+    if (spare !== undefined) this.stats.sealedBuffersRecycled++;
     return new Promise<SealedBlob>((resolve, reject) => {
       const done = (msg: SealDone | PackDone) => {
         const m = msg as SealDone;
-        resolve({ id: Buffer.from(m.id), type, sealed: Buffer.from(m.sealed), rawLength: m.rawLength });
+        this.sealedBuffers.add(m.sealed);
+        resolve({ id: Buffer.from(m.id), type, sealed: Buffer.from(m.sealed, 0, m.sealedLength), rawLength: m.rawLength });
       };
-      this.dispatch(task, [buf], { chunk: true, done, reject, bytes: len });
+      this.dispatch(task, spare === undefined ? [buf] : [buf, spare], { chunk: true, done, reject, bytes: len });
     });
   }
 
   /**
    * Joins a finished pack's parts and hashes it (SHA-256, the pack id) in a worker, to take
    * that work (≈ 0.6 ns per byte) off the calling thread: plug into Repository.packAssembler
-   * with {@link packAssembler}. Parts that own their whole ArrayBuffer (sealed blobs from the
-   * workers) are transferred — detached here — the others copied. Inline pools do it here.
+   * with {@link packAssembler}. Parts that own their whole ArrayBuffer, and sealed blobs from
+   * the workers (which start their buffer), are transferred — detached here — the others
+   * copied. The worker hands the sealed blobs' buffers back for reuse. Inline pools do it here.
    */
   assemblePack(parts: Buffer[], size: number): Promise<{ bytes: Buffer; id: string }> {
     if (this.size === 0 || this.closed || this.failure) {
@@ -293,10 +307,11 @@ export class SealPool {
     const seen = new Set<ArrayBufferLike>();
     const sent = parts.map((p) => {
       const ab = p.buffer;
-      if (p.byteOffset === 0 && p.byteLength === ab.byteLength && ab instanceof ArrayBuffer && ab.byteLength > 0 && !seen.has(ab)) {
+      if (p.byteOffset === 0 && ab instanceof ArrayBuffer && ab.byteLength > 0 && !seen.has(ab) &&
+          (p.byteLength === ab.byteLength || this.sealedBuffers.has(ab))) {
         seen.add(ab);
         transfer.push(ab);
-        return new Uint8Array(ab);
+        return new Uint8Array(ab, 0, p.byteLength);
       }
       const copy = new Uint8Array(p.length);
       copy.set(p);
@@ -426,6 +441,9 @@ export class SealPool {
     this.forget(msg.seq, p);
     if (--pw.tasks === 0) pw.worker.unref();
     if (msg.kind !== 'packed' && msg.buf !== null) this.giveBuffer(msg.buf);
+    if (msg.kind === 'packed' && !this.closed) {
+      for (const b of msg.recycled) if (this.freeSealed.length < MAX_FREE_SEALED) this.freeSealed.push(b);
+    }
     if (msg.kind === 'failed') p.reject(new Error(`${p.chunk ? 'sealing a blob' : 'assembling a pack'} failed: ${msg.message}`));
     else p.done(msg);
     this.wake();
@@ -479,6 +497,7 @@ export class SealPool {
     }));
     this.free.length = 0;
     this.freePackBuffers.length = 0;
+    this.freeSealed.length = 0;
     this.wake();
   }
 }

@@ -6,19 +6,23 @@
  * Protocol (all messages on the worker's parent port):
  *   workerData: { encryption, blobId: Uint8Array (the two subkeys, sent once), level?: number }
  *   ← { kind: 'ready' } once libsodium and zstd are loaded
- *   → SealTask   { seq, type, buf: ArrayBuffer (transferred), len, id: Uint8Array | null }
- *   ← SealDone   { seq, id: ArrayBuffer(32), sealed: ArrayBuffer, rawLength, buf } with `buf`
- *                transferred back so the pool can reuse it, and `sealed`/`id` transferred too
+ *   → SealTask   { seq, type, buf: ArrayBuffer (transferred), len, id: Uint8Array | null,
+ *                  spare: ArrayBuffer[] (used sealed-blob buffers to seal into, transferred) }
+ *   ← SealDone   { seq, id: ArrayBuffer(32), sealed: ArrayBuffer, sealedLength, rawLength, buf }
+ *                with `buf` transferred back so the pool can reuse it, and `sealed` (the blob in
+ *                its first sealedLength bytes: a spare or a new buffer) and `id` transferred too
  *   ← SealFailed { seq, message, buf }
  *   → PackTask   { kind: 'pack', seq, parts: Uint8Array[] (transferred when they own their memory), size,
  *                  into: a used pack buffer to reuse, or null }
- *   ← PackDone   { seq, bytes: ArrayBuffer (the joined pack in its first `size` bytes, transferred), id }
+ *   ← PackDone   { seq, bytes: ArrayBuffer (the joined pack in its first `size` bytes, transferred), id,
+ *                  recycled: the large parts' buffers, now free (transferred, to become spares) }
  */
 import { createHash } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { sealBlob, type BlobType } from './blob.js';
+import { sealInto } from './aead.js';
+import { blobPayload, type BlobType } from './blob.js';
 import { getSodium } from './sodium.js';
 
 export interface SealWorkerData {
@@ -53,13 +57,17 @@ export interface SealTask {
   len: number;
   /** The blob id when the caller computed it already (dedup short-cut), else null. */
   id: Uint8Array | null;
+  /** Used sealed-blob buffers handed back for this worker to seal into (transferred); may be empty. */
+  spare: ArrayBuffer[];
 }
 
 export interface SealDone {
   kind: 'done';
   seq: number;
   id: ArrayBuffer;
+  /** Holds the sealed blob in its first `sealedLength` bytes (may be longer: a recycled buffer). */
   sealed: ArrayBuffer;
+  sealedLength: number;
   rawLength: number;
   buf: ArrayBuffer;
 }
@@ -87,10 +95,45 @@ export interface PackDone {
   /** Holds the pack in its first `size` bytes. */
   bytes: ArrayBuffer;
   id: string;
+  /** The large parts' buffers (sealed blobs), joined now and free for reuse (transferred). */
+  recycled: ArrayBuffer[];
 }
 
 /** Room for any pack (16 MiB target plus one blob's worth of slack), so buffers can be reused. */
 const PACK_BUFFER_MIN = 17 * 1024 * 1024;
+
+/** Parts at least this large go back to the pool after joining, to be sealed into again. */
+export const RECYCLE_MIN = 64 * 1024;
+/** Sealed-blob output buffers are allocated in steps of this size, so they fit later blobs. */
+const OUT_STEP = 64 * 1024;
+/** Spare output buffers kept by a worker, at most. */
+const MAX_SPARE = 8;
+
+/**
+ * Spare output buffers of this worker (handed back by the pool once their pack was joined).
+ * Sealing into a used buffer instead of a fresh one saves the page faults of touching new
+ * memory (≈ 256 per MiB) and the GC of external memory across isolates.
+ */
+const spare: ArrayBuffer[] = [];
+
+/** An output buffer for `n` bytes: the tightest spare that isn't much larger, else a new one. */
+function takeOut(n: number): ArrayBuffer {
+  let best = -1;
+  const limit = n + (n >>> 1) + OUT_STEP;
+  for (let i = 0; i < spare.length; i++) {
+    const len = spare[i]!.byteLength;
+    if (len >= n && len <= limit && (best < 0 || len < spare[best]!.byteLength)) best = i;
+  }
+  if (best >= 0) return spare.splice(best, 1)[0]!;
+  return new ArrayBuffer(Math.ceil(n / OUT_STEP) * OUT_STEP);
+}
+
+function addSpare(bufs: ArrayBuffer[]): void {
+  for (const b of bufs) {
+    spare.push(b);
+    if (spare.length > MAX_SPARE) spare.shift(); // the oldest goes to the garbage collector
+  }
+}
 
 /** An ArrayBuffer holding exactly `b`'s bytes: `b`'s own buffer when it spans all of it, else a copy. */
 function ownBuffer(b: Uint8Array): ArrayBuffer {
@@ -122,8 +165,13 @@ async function main(): Promise<void> {
         }
         if (pos !== task.size) throw new Error(`pack parts hold ${pos} bytes, expected ${task.size}`);
         const id = createHash('sha256').update(bytes).digest('hex');
-        const done: PackDone = { kind: 'packed', seq: task.seq, bytes: buf, id };
-        port.postMessage(done, [buf]);
+        const recycled: ArrayBuffer[] = [];
+        for (const part of task.parts) {
+          const ab = part.buffer;
+          if (ab instanceof ArrayBuffer && ab !== buf && ab.byteLength >= RECYCLE_MIN && !recycled.includes(ab)) recycled.push(ab);
+        }
+        const done: PackDone = { kind: 'packed', seq: task.seq, bytes: buf, id, recycled };
+        port.postMessage(done, [buf, ...recycled]);
       } catch (e) {
         const failed: SealFailed = { kind: 'failed', seq: task.seq, message: e instanceof Error ? e.message : String(e), buf: null };
         port.postMessage(failed);
@@ -133,10 +181,14 @@ async function main(): Promise<void> {
     const chunk = Buffer.from(task.buf, 0, task.len);
     try {
       const id = task.id === null ? undefined : Buffer.from(task.id.buffer, task.id.byteOffset, task.id.byteLength);
-      const blob = sealBlob(keys, task.type, chunk, id, level);
-      const sealed = ownBuffer(blob.sealed);
+      addSpare(task.spare);
+      const blob = blobPayload(keys, chunk, id, level);
+      const sealed = takeOut(blob.sealedLength);
+      sealInto(keys.encryption, blob.payload, blob.id, new Uint8Array(sealed), 0);
       const idBuf = ownBuffer(blob.id);
-      const done: SealDone = { kind: 'done', seq: task.seq, id: idBuf, sealed, rawLength: blob.rawLength, buf: task.buf };
+      const done: SealDone = {
+        kind: 'done', seq: task.seq, id: idBuf, sealed, sealedLength: blob.sealedLength, rawLength: task.len, buf: task.buf,
+      };
       const transfer: ArrayBuffer[] = [task.buf, sealed];
       if (idBuf !== sealed && idBuf !== task.buf) transfer.push(idBuf);
       port.postMessage(done, transfer);
