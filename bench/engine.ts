@@ -85,6 +85,8 @@ interface RunResult extends RunSpec {
   uploadedBytes: number;
   poolWorkers: number;
   copies: number;
+  /** The pool's counters (buffers allocated and reused). */
+  poolStats?: Record<string, number>;
   /** CPUs' worth of work by other processes during the run (from /proc/stat): noise indicator. */
   otherLoad: number;
 }
@@ -257,6 +259,7 @@ async function runOne(spec: RunSpec): Promise<RunResult> {
     result.mbps = result.bytes / result.seconds / 1e6;
     result.uploadedBytes = repo.uploadedBytes;
     result.copies = pool.stats.copied;
+    result.poolStats = { ...pool.stats };
   } finally {
     await pool.close();
     await repo.close();
