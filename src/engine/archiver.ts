@@ -35,7 +35,6 @@ import { filterSnapshots } from './snapshot-select.js';
 import { errorReason, joinPath, lstat, nodeFromStat, nodeType, pathText, readdirRaw, readlinkRaw, unchangedSince } from './walk.js';
 import { readFile, type ContentSink, type SinkResult } from './file-reader.js';
 import { readXattrs } from './xattrs.js';
-import { serialiseBlobWrites } from './repo-guard.js';
 
 export interface BackupOptions {
   hostname?: string;
@@ -165,7 +164,6 @@ export class Archiver {
   constructor(readonly repo: Repository, readonly opts: BackupOptions = {}) {
     this.excluder = new Excluder(opts.excludes ?? {});
     this.slots = new Semaphore(Math.max(1, opts.fileConcurrency ?? 16));
-    serialiseBlobWrites(repo);
   }
 
   private report(p: Buffer | string, reason: string): void {
