@@ -75,6 +75,8 @@ export class Repository {
   private indexWrite: Promise<void> = Promise.resolve();
   /** Bytes of packs uploaded in this session. */
   uploadedBytes = 0;
+  /** Longest time between index checkpoints while writing (LIFEBOAT_CHECKPOINT_INTERVAL). */
+  checkpointMs = CHECKPOINT_MS;
   /**
    * Joins a finished pack's parts and returns the bytes with their hex SHA-256, off this thread
    * (SealPool.assemblePack). May take ownership of the parts' memory. null: done here.
@@ -411,7 +413,7 @@ export class Repository {
       blobs: pack.entries.map((e) => ({ id: toHex(e.id), offset: e.offset, length: e.length, raw_length: e.rawLength })),
     });
     this.unindexedBlobs += pack.entries.length;
-    if (this.unindexedBlobs >= CHECKPOINT_BLOBS || Date.now() - this.lastCheckpoint >= CHECKPOINT_MS) {
+    if (this.unindexedBlobs >= CHECKPOINT_BLOBS || Date.now() - this.lastCheckpoint >= this.checkpointMs) {
       await this.writeIndexCheckpoint();
     }
   }

@@ -6,6 +6,7 @@ import { Archiver, type BackupResult, type BackupSummary } from '../../engine/ar
 import { parseSize } from '../../engine/excludes.js';
 import { backupStream, commandSource, stdinSource } from '../../engine/stream-backup.js';
 import { findSnapshot } from '../../engine/snapshot-select.js';
+import { parseDuration } from '../../util/duration.js';
 
 interface BackupCliOptions {
   tag: string[];
@@ -114,12 +115,23 @@ export function registerBackup(program: Command): void {
         fileConcurrency = Number(opts.readConcurrency);
         if (!Number.isInteger(fileConcurrency) || fileConcurrency < 1) throw new UsageError('--read-concurrency must be a positive integer');
       }
+      let checkpointMs: number | undefined;
+      const interval = process.env.LIFEBOAT_CHECKPOINT_INTERVAL;
+      if (interval) {
+        try {
+          checkpointMs = parseDuration(interval);
+        } catch (e) {
+          throw new UsageError(`LIFEBOAT_CHECKPOINT_INTERVAL: ${(e as Error).message}`);
+        }
+        if (checkpointMs < 1000) throw new UsageError('LIFEBOAT_CHECKPOINT_INTERVAL must be at least 1s');
+      }
       const errLine = (p: string, reason: string) => {
         if (json) process.stderr.write(JSON.stringify({ message_type: 'error', error: { message: reason }, during: 'archival', item: p }) + '\n');
         else process.stderr.write(`error: ${p}: ${reason}\n`);
       };
 
       const result = await ctx.withRepository<BackupResult>(async (repo) => {
+        if (checkpointMs !== undefined) repo.checkpointMs = checkpointMs;
         if (streamMode) {
           const source = opts.stdinFromCommand ? commandSource(paths) : stdinSource();
           return backupStream(repo, opts.stdinFilename ?? 'stdin', source, { hostname: opts.host, tags, dryRun: opts.dryRun });
