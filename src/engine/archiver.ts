@@ -395,7 +395,7 @@ export class Archiver {
       const r = await readFile(p, this.sink(), (n) => {
         this.progress.bytesDone += n;
         s.bytesRead += n;
-      });
+      }, Number(st.size));
       if (r.changedWhileReading) this.report(p, 'file changed while being read');
       const node = nodeFromStat(name, 'file', r.stat);
       node.size = r.size;
