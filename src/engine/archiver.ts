@@ -32,7 +32,7 @@ import { programVersion } from '../util/version.js';
 import { decodeTree, encodeTree, type TreeNode } from './tree.js';
 import { Excluder, type ExcludeOptions } from './excludes.js';
 import { filterSnapshots } from './snapshot-select.js';
-import { errorReason, joinPath, lstat, nodeFromStat, nodeType, pathText, readdirRaw, readlinkRaw, unchangedSince } from './walk.js';
+import { errorReason, joinPath, lstat, lstatSync, nodeFromStat, nodeType, pathText, readdirRaw, readlinkRaw, unchangedSince } from './walk.js';
 import { readFile, type ContentSink, type SinkResult } from './file-reader.js';
 import { readXattrs } from './xattrs.js';
 
@@ -157,6 +157,8 @@ export class Archiver {
   private readonly excluder: Excluder;
   private readonly slots: Semaphore;
   private topDevice = 0n;
+  /** Subdirectories that may still be walked concurrently with their parent's entries. */
+  private dirSlots = 8;
   /** The parent snapshot's trees, loaded on demand (name bytes as latin1 → node). */
   private readonly parentTrees = new Map<string, Promise<Map<string, TreeNode>>>();
   private readonly dryRunSeen = new Set<string>();
@@ -344,20 +346,21 @@ export class Archiver {
       return this.saveTree([]);
     }
     if (cacheDir) names = names.filter((n) => n.toString('latin1') === 'CACHEDIR.TAG');
-    const stats = await mapLimit(names, 32, async (name) => {
+    const stats: Array<{ name: Buffer; p: Buffer; st: BigIntStats }> = [];
+    for (const name of names) {
       const p = joinPath(dir, name);
-      if (this.excluder.active && this.excluder.matchesPath(pathText(p))) return null;
+      if (this.excluder.active && this.excluder.matchesPath(pathText(p))) continue;
       try {
-        return { name, p, st: await lstat(p) };
+        stats.push({ name, p, st: lstatSync(p) });
       } catch (e) {
         this.report(p, errorReason(e));
-        return null;
       }
-    });
+    }
     const nodes: TreeNode[] = [];
-    const files: Array<Promise<TreeNode | null>> = [];
+    // files and (while dir slots are free) subdirectories run concurrently; the tree's node
+    // order doesn't matter (encodeTree sorts)
+    const tasks: Array<Promise<TreeNode | null>> = [];
     for (const e of stats) {
-      if (!e) continue;
       const old = parentTree?.get(e.name.toString('latin1'));
       if (e.st.isFile()) {
         if (this.excluder.tooLarge(Number(e.st.size))) continue;
@@ -366,12 +369,21 @@ export class Archiver {
         await this.slots.acquire();
         const task = this.fileNode(e.p, e.name, e.st, old).finally(() => this.slots.release());
         task.catch(() => undefined);
-        files.push(task);
+        tasks.push(task);
+      } else if (e.st.isDirectory() && this.dirSlots > 0) {
+        // a subdirectory walked alongside this one, so that the file slots don't drain at the
+        // end of every directory; never waits for a dir slot (no deadlock: a full set of slots
+        // means walking it here)
+        this.dirSlots--;
+        const task = this.entry(e.p, e.name, e.st, old).finally(() => this.dirSlots++);
+        task.catch(() => undefined);
+        tasks.push(task);
       } else {
         const n = await this.entry(e.p, e.name, e.st, old);
         if (n) nodes.push(n);
       }
     }
+    const files = tasks;
     for (const n of await Promise.all(files)) if (n) nodes.push(n);
     return this.saveTree(nodes);
   }
@@ -504,17 +516,4 @@ export function summaryRecord(s: BackupSummary): Record<string, unknown> {
 /** Backs up the given paths; see Archiver. */
 export function backup(repo: Repository, paths: string[], opts: BackupOptions = {}): Promise<BackupResult> {
   return new Archiver(repo, opts).backup(paths);
-}
-
-async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }

@@ -64,6 +64,15 @@ export function lstat(p: Buffer): Promise<BigIntStats> {
   return fs.promises.lstat(p, { bigint: true });
 }
 
+/**
+ * lstat with a synchronous call: the walk stats every entry, and for a local file system (inodes
+ * cached) the syscall costs a few µs against a thread-pool round trip and a promise for the
+ * async call (bench/backup.ts). A slow file system stalls the event loop per entry instead.
+ */
+export function lstatSync(p: Buffer): BigIntStats {
+  return fs.lstatSync(p, { bigint: true });
+}
+
 export async function readdirRaw(p: Buffer): Promise<Buffer[]> {
   return fs.promises.readdir(p, { encoding: 'buffer' });
 }
