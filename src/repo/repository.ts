@@ -281,30 +281,29 @@ export class Repository {
 
   // ------------------------------------------------------------------ cache sync
 
-  /** Brings the cache's copy of the index up to date: fetch new index files, drop vanished ones. */
-  async syncIndex(): Promise<{ added: number; removed: number }> {
+  /** Ids under folder/ that the cache lacks, and cached ids the repository no longer has. */
+  private async listingChanges(folder: 'index' | 'snapshots', known: Set<string>): Promise<{ toFetch: string[]; removed: string[] }> {
     const present = new Set<string>();
-    for await (const o of this.storage.list('index/')) {
-      const id = o.name.slice('index/'.length);
+    for await (const o of this.storage.list(`${folder}/`)) {
+      const id = o.name.slice(folder.length + 1);
       if (isHexId(id)) present.add(id);
     }
-    const known = this.cache.indexIds();
-    const removed = [...known].filter((id) => !present.has(id));
-    const toFetch = [...present].filter((id) => !known.has(id));
+    return {
+      toFetch: [...present].filter((id) => !known.has(id)),
+      removed: [...known].filter((id) => !present.has(id)),
+    };
+  }
+
+  /** Brings the cache's copy of the index up to date: fetch new index files, drop vanished ones. */
+  async syncIndex(): Promise<{ added: number; removed: number }> {
+    const { toFetch, removed } = await this.listingChanges('index', this.cache.indexIds());
     const added = await mapLimit(toFetch, 8, async (id) => ({ id, file: await this.loadIndexFile(id) }));
     this.cache.applyIndexChanges(added, removed);
     return { added: added.length, removed: removed.length };
   }
 
   async syncSnapshots(): Promise<{ added: number; removed: number }> {
-    const present = new Set<string>();
-    for await (const o of this.storage.list('snapshots/')) {
-      const id = o.name.slice('snapshots/'.length);
-      if (isHexId(id)) present.add(id);
-    }
-    const known = this.cache.snapshotIds();
-    const removed = [...known].filter((id) => !present.has(id));
-    const toFetch = [...present].filter((id) => !known.has(id));
+    const { toFetch, removed } = await this.listingChanges('snapshots', this.cache.snapshotIds());
     const added = await mapLimit(toFetch, 8, async (id) => {
       const name = `snapshots/${id}`;
       const snap = openJson(this.keys.encryption, 'snapshot', name, await this.getVerified(name), snapshotSchema);
