@@ -18,11 +18,13 @@
  * --prof DIR adds `--cpu-prof --cpu-prof-dir DIR` to the backup's node (one profile per run).
  */
 import { execFile } from 'node:child_process';
-import { createCipheriv, createHash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import { keystream, textBytes } from './dataset.js';
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
@@ -60,42 +62,6 @@ function parseArgs(argv: string[]): Args {
   if (!(a.scale > 0)) throw new Error('--scale must be > 0');
   if (!a.data) a.data = path.join(os.tmpdir(), `lifeboat-bench-data-${a.scale}`);
   return a;
-}
-
-/** Deterministic bytes: AES-128-CTR keystream under a key derived from `label`. */
-function keystream(label: string, n: number): Buffer {
-  const key = createHash('sha256').update(label).digest();
-  const c = createCipheriv('aes-128-ctr', key.subarray(0, 16), key.subarray(16, 32));
-  return c.update(Buffer.alloc(n));
-}
-
-const WORDS = ('GET POST PUT DELETE /api/v1/users /api/v1/orders /static/app.js /healthz 200 201 204 301 404 500 ' +
-  'INFO WARN ERROR DEBUG request completed failed retrying upstream timeout cache hit miss session user ' +
-  'checkout payment accepted rejected worker queue job started finished latency_ms bytes client').split(' ');
-
-/** Log-like text of exactly `n` bytes, deterministic in `label`. */
-function textBytes(label: string, n: number): Buffer {
-  const rnd = keystream(label, Math.ceil(n / 4) + 64);
-  let r = 0;
-  const next = () => {
-    if (r + 4 > rnd.length) r = 0;
-    const x = rnd.readUInt32LE(r);
-    r += 4;
-    return x;
-  };
-  const out = Buffer.allocUnsafe(n + 256);
-  let o = 0;
-  let t = 1_700_000_000 + (next() % 1_000_000);
-  while (o < n) {
-    t += next() % 3;
-    const ip = `10.${next() & 255}.${next() & 255}.${next() & 255}`;
-    let line = `${new Date(t * 1000).toISOString()} ${WORDS[next() % 12 + 12]} ${ip} req=${(next() >>> 0).toString(16)}`;
-    const words = 4 + (next() % 8);
-    for (let w = 0; w < words; w++) line += ' ' + WORDS[next() % WORDS.length];
-    line += ` ${next() % 5000}\n`;
-    o += out.write(line, o, 'latin1');
-  }
-  return out.subarray(0, n);
 }
 
 interface Layout {
