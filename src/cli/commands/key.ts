@@ -2,6 +2,8 @@ import type { Command } from 'commander';
 import { CliContext, addKdfOptions, kdfFromOptions, type KdfCliOptions } from '../context.js';
 import { resolveNewPassword } from '../password.js';
 import { table } from '../output.js';
+import type { Repository } from '../../repo/repository.js';
+import type { KdfParams } from '../../repo/kdf.js';
 
 interface NewPasswordOptions extends KdfCliOptions {
   newPasswordFile?: string;
@@ -37,20 +39,10 @@ export function registerKey(program: Command): void {
       }, { sync: false });
     });
 
-  addKdfOptions(
-    key
-      .command('add')
-      .description('add a key file for another password')
-      .option('--new-password-file <file>', 'read the new password from a file'),
-  ).action(async (opts: NewPasswordOptions, cmd: Command) => {
-    const ctx = CliContext.from(cmd);
-    const kdf = kdfFromOptions(opts);
-    await ctx.withRepository(async (repo) => {
-      const password = await resolveNewPassword(opts.newPasswordFile);
-      const id = await repo.addKey(password, kdf);
-      if (ctx.out.json) ctx.out.printJson({ id });
-      else ctx.out.info(`saved new key as ${id.slice(0, 8)}`);
-    }, { lock: 'shared', sync: false });
+  newPasswordCommand(key, 'add', 'add a key file for another password', 'shared', async (ctx, repo, password, kdf) => {
+    const id = await repo.addKey(password, kdf);
+    if (ctx.out.json) ctx.out.printJson({ id });
+    else ctx.out.info(`saved new key as ${id.slice(0, 8)}`);
   });
 
   key
@@ -66,19 +58,26 @@ export function registerKey(program: Command): void {
       }, { lock: 'exclusive', sync: false });
     });
 
+  newPasswordCommand(key, 'passwd', 'change the password of the key in use', 'exclusive', async (ctx, repo, password, kdf) => {
+    const id = await repo.changePassword(password, kdf);
+    if (ctx.out.json) ctx.out.printJson({ id, removed: repo.keyId });
+    else ctx.out.info(`saved new key as ${id.slice(0, 8)}, removed ${repo.keyId.slice(0, 8)}`);
+  });
+}
+
+/** A key subcommand that asks for a new password (--new-password-file or a prompt) and KDF options. */
+function newPasswordCommand(
+  parent: Command,
+  name: string,
+  description: string,
+  lock: 'shared' | 'exclusive',
+  run: (ctx: CliContext, repo: Repository, password: string, kdf: KdfParams) => Promise<void>,
+): void {
   addKdfOptions(
-    key
-      .command('passwd')
-      .description('change the password of the key in use')
-      .option('--new-password-file <file>', 'read the new password from a file'),
+    parent.command(name).description(description).option('--new-password-file <file>', 'read the new password from a file'),
   ).action(async (opts: NewPasswordOptions, cmd: Command) => {
     const ctx = CliContext.from(cmd);
     const kdf = kdfFromOptions(opts);
-    await ctx.withRepository(async (repo) => {
-      const password = await resolveNewPassword(opts.newPasswordFile);
-      const id = await repo.changePassword(password, kdf);
-      if (ctx.out.json) ctx.out.printJson({ id, removed: repo.keyId });
-      else ctx.out.info(`saved new key as ${id.slice(0, 8)}, removed ${repo.keyId.slice(0, 8)}`);
-    }, { lock: 'exclusive', sync: false });
+    await ctx.withRepository(async (repo) => run(ctx, repo, await resolveNewPassword(opts.newPasswordFile), kdf), { lock, sync: false });
   });
 }
