@@ -24,7 +24,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { keystream, textBytes } from './dataset.js';
+import { keystream, textBytes, treeSize } from './dataset.js';
+import { parseTime, type Measure } from './measure.js';
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
@@ -106,20 +107,6 @@ function generate(dir: string, scale: number, regen: boolean): void {
   fs.writeFileSync(stamp, want);
 }
 
-function walkSize(p: string): { files: number; bytes: number } {
-  let files = 0;
-  let bytes = 0;
-  const st = fs.lstatSync(p);
-  if (st.isFile()) return { files: 1, bytes: st.size };
-  if (!st.isDirectory()) return { files: 0, bytes: 0 };
-  for (const n of fs.readdirSync(p)) {
-    const s = walkSize(path.join(p, n));
-    files += s.files;
-    bytes += s.bytes;
-  }
-  return { files, bytes };
-}
-
 function warm(p: string): void {
   const st = fs.lstatSync(p);
   if (st.isFile()) {
@@ -127,30 +114,6 @@ function warm(p: string): void {
     return;
   }
   if (st.isDirectory()) for (const n of fs.readdirSync(p)) warm(path.join(p, n));
-}
-
-interface RunResult {
-  wallS: number;
-  userS: number;
-  sysS: number;
-  rssMiB: number;
-}
-
-function parseTime(stderr: string): RunResult {
-  const get = (re: RegExp) => {
-    const m = re.exec(stderr);
-    if (!m) throw new Error(`no ${re} in /usr/bin/time output:\n${stderr.slice(-2000)}`);
-    return m[1]!;
-  };
-  const wall = get(/Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)/).split(':').map(Number);
-  let wallS = 0;
-  for (const x of wall) wallS = wallS * 60 + x;
-  return {
-    wallS,
-    userS: Number(get(/User time \(seconds\): ([\d.]+)/)),
-    sysS: Number(get(/System time \(seconds\): ([\d.]+)/)),
-    rssMiB: Number(get(/Maximum resident set size \(kbytes\): (\d+)/)) / 1024,
-  };
 }
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ stdout: string; stderr: string }> {
@@ -185,11 +148,11 @@ async function main(): Promise<void> {
       let files = 0;
       let bytes = 0;
       for (const p of paths) {
-        const s = walkSize(p);
+        const s = treeSize(p);
         files += s.files;
         bytes += s.bytes;
       }
-      let best: RunResult | null = null;
+      let best: Measure | null = null;
       for (let r = 0; r < args.runs; r++) {
         const repo = path.join(work, `repo-${set}-${r}`);
         const env = {

@@ -18,7 +18,7 @@
  * repository after each backup. Prints a markdown table with lifeboat/restic and lifeboat/borg
  * ratios and writes all figures as JSON to bench/results/compare-<time>.json.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -26,11 +26,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { generate, layout, mutate, treeSize } from './dataset.js';
+import { timed, type Measure } from './measure.js';
 
 type Tool = 'lifeboat' | 'restic' | 'borg';
 const TOOLS: Tool[] = ['lifeboat', 'restic', 'borg'];
 const PASSWORD = 'bench-password';
-const MiB = 1024 * 1024;
 
 interface Args {
   scale: number;
@@ -109,36 +109,6 @@ function dropCaches(): void {
   } catch {
     dropWorks = false;
   }
-}
-
-interface Measure {
-  wallS: number;
-  cpuS: number;
-  userS: number;
-  sysS: number;
-  rssMiB: number;
-}
-
-function parseTime(stderr: string): Measure {
-  const get = (re: RegExp) => {
-    const m = re.exec(stderr);
-    if (!m) throw new Error(`no ${re} in /usr/bin/time output:\n${stderr.slice(-2000)}`);
-    return m[1]!;
-  };
-  let wallS = 0;
-  for (const x of get(/Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)/).split(':').map(Number)) wallS = wallS * 60 + x;
-  const userS = Number(get(/User time \(seconds\): ([\d.]+)/));
-  const sysS = Number(get(/System time \(seconds\): ([\d.]+)/));
-  return { wallS, userS, sysS, cpuS: userS + sysS, rssMiB: Number(get(/Maximum resident set size \(kbytes\): (\d+)/)) / 1024 };
-}
-
-function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<Measure> {
-  return new Promise((resolve, reject) => {
-    execFile('/usr/bin/time', ['-v', cmd, ...args], { env, cwd, maxBuffer: 256 * MiB }, (err, _stdout, stderr) => {
-      if (err) reject(new Error(`${cmd} ${args.join(' ')} failed: ${err.message}\n${stderr.slice(-3000)}`));
-      else resolve(parseTime(stderr));
-    });
-  });
 }
 
 function duBytes(p: string): number {
