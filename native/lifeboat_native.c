@@ -50,6 +50,7 @@ static const char *errno_code(int e) {
     case EIO: return "EIO";
     case EDQUOT: return "EDQUOT";
     case EBADF: return "EBADF";
+    case ENOMEM: return "ENOMEM";
     default: return "EUNKNOWN";
   }
 }
@@ -143,6 +144,35 @@ static napi_value utimes_ns(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* llistxattr (name == NULL) or lgetxattr, never following a symlink. */
+static ssize_t xattr_call(const char *p, const char *name, char *buf, size_t size) {
+  return name ? lgetxattr(p, name, buf, size) : llistxattr(p, buf, size);
+}
+
+/* Asks for the size, reads, and asks again if the value grew in between; a Buffer or a throw. */
+static napi_value xattr_read(napi_env env, const char *p, const char *name) {
+  const char *syscall = name ? "lgetxattr" : "llistxattr";
+  for (int attempt = 0; attempt < 8; attempt++) {
+    ssize_t n = xattr_call(p, name, NULL, 0);
+    if (n < 0) return throw_errno(env, errno, syscall, p);
+    char *buf = malloc(n > 0 ? (size_t)n : 1);
+    if (!buf) return throw_errno(env, ENOMEM, syscall, p);
+    ssize_t m = n > 0 ? xattr_call(p, name, buf, (size_t)n) : 0;
+    int e = errno;
+    if (m < 0) {
+      free(buf);
+      if (e == ERANGE) continue; /* grew in between */
+      return throw_errno(env, e, syscall, p);
+    }
+    napi_value out = NULL;
+    void *dst;
+    if (napi_create_buffer_copy(env, (size_t)m, buf, &dst, &out) != napi_ok) out = NULL;
+    free(buf);
+    return out;
+  }
+  return throw_errno(env, ERANGE, syscall, p);
+}
+
 static napi_value list_xattrs(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -153,42 +183,9 @@ static napi_value list_xattrs(napi_env env, napi_callback_info info) {
   }
   char *p = get_cstr(env, argv[0], "path");
   if (!p) return NULL;
-  for (int attempt = 0; attempt < 8; attempt++) {
-    ssize_t n = llistxattr(p, NULL, 0);
-    if (n < 0) {
-      int e = errno;
-      napi_value ret = throw_errno(env, e, "llistxattr", p);
-      free(p);
-      return ret;
-    }
-    char *buf = malloc(n > 0 ? (size_t)n : 1);
-    if (!buf) break;
-    ssize_t m = n > 0 ? llistxattr(p, buf, (size_t)n) : 0;
-    if (m < 0 && errno == ERANGE) {
-      free(buf);
-      continue; /* grew in between */
-    }
-    if (m < 0) {
-      int e = errno;
-      free(buf);
-      napi_value ret = throw_errno(env, e, "llistxattr", p);
-      free(p);
-      return ret;
-    }
-    napi_value out;
-    void *dst;
-    if (napi_create_buffer_copy(env, (size_t)m, buf, &dst, &out) != napi_ok) {
-      free(buf);
-      free(p);
-      return NULL;
-    }
-    free(buf);
-    free(p);
-    return out;
-  }
-  napi_value ret = throw_errno(env, ERANGE, "llistxattr", p);
+  napi_value result = xattr_read(env, p, NULL);
   free(p);
-  return ret;
+  return result;
 }
 
 static napi_value get_xattr(napi_env env, napi_callback_info info) {
@@ -206,33 +203,7 @@ static napi_value get_xattr(napi_env env, napi_callback_info info) {
     free(p);
     return NULL;
   }
-  napi_value result = NULL;
-  for (int attempt = 0; attempt < 8; attempt++) {
-    ssize_t n = lgetxattr(p, name, NULL, 0);
-    if (n < 0) {
-      result = throw_errno(env, errno, "lgetxattr", p);
-      goto done;
-    }
-    char *buf = malloc(n > 0 ? (size_t)n : 1);
-    if (!buf) goto done;
-    ssize_t m = n > 0 ? lgetxattr(p, name, buf, (size_t)n) : 0;
-    if (m < 0 && errno == ERANGE) {
-      free(buf);
-      continue;
-    }
-    if (m < 0) {
-      int e = errno;
-      free(buf);
-      result = throw_errno(env, e, "lgetxattr", p);
-      goto done;
-    }
-    void *dst;
-    if (napi_create_buffer_copy(env, (size_t)m, buf, &dst, &result) != napi_ok) result = NULL;
-    free(buf);
-    goto done;
-  }
-  result = throw_errno(env, ERANGE, "lgetxattr", p);
-done:
+  napi_value result = xattr_read(env, p, name);
   free(p);
   free(name);
   return result;
