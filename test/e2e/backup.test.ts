@@ -2,12 +2,11 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../helpers/cli.js';
-import { makeTempDir, randomBucketName, s3Endpoint, deleteBucket } from '../helpers/storage-backends.js';
+import { runCli, initCliRepo } from '../helpers/cli.js';
+import { makeTempDir, s3Endpoint, deleteBucket } from '../helpers/storage-backends.js';
 import { pseudoRandom } from '../helpers/repo.js';
 import { afterAll } from 'vitest';
 
-const FAST_KDF = ['--kdf-memory', '8', '--kdf-iterations', '1'];
 
 interface Summary {
   message_type: string;
@@ -55,13 +54,7 @@ describe.each(['local', 's3'] as const)('backup and snapshots (%s)', (kind) => {
     fs.writeFileSync(Buffer.from(path.join(src, 'sub/caf\xe9'), 'latin1'), 'latin-1 name');
     fs.symlinkSync('../a.txt', path.join(src, 'sub/link'));
     execFileSync('mkfifo', [path.join(src, 'fifo')]);
-    const repo = kind === 'local' ? path.join(dir, 'repo') : `s3:${s3Endpoint()}/${randomBucketName()}`;
-    if (kind === 's3') buckets.push(repo.split('/').at(-1)!);
-    fs.writeFileSync(path.join(dir, 'pw'), 'secret\n');
-    env = { LIFEBOAT_REPOSITORY: repo, LIFEBOAT_PASSWORD_FILE: path.join(dir, 'pw'), LIFEBOAT_CACHE_DIR: path.join(dir, 'cache') };
-    const init = await runCli(['init', ...FAST_KDF], env);
-    expect(init.stderr).toBe('');
-    expect(init.code).toBe(0);
+    env = await initCliRepo(kind, dir, buckets);
   });
 
   it('backs up a tree, then a second run reads nothing and adds nothing', async () => {

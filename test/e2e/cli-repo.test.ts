@@ -1,14 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../helpers/cli.js';
+import { runCli, FAST_KDF } from '../helpers/cli.js';
 import { makeTempDir, randomBucketName, s3Endpoint, deleteBucket } from '../helpers/storage-backends.js';
 import { Repository } from '../../src/repo/repository.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import { toHex } from '../../src/util/hex.js';
 import { afterAll } from 'vitest';
 
-const FAST_KDF = ['--kdf-memory', '8', '--kdf-iterations', '1'];
 
 describe('lifeboat CLI on a local repository', () => {
   let dir: string;

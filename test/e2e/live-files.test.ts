@@ -12,11 +12,10 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../helpers/cli.js';
-import { deleteBucket, makeTempDir, randomBucketName, s3Endpoint } from '../helpers/storage-backends.js';
+import { runCli, initCliRepo } from '../helpers/cli.js';
+import { deleteBucket, makeTempDir, s3Endpoint } from '../helpers/storage-backends.js';
 import { pseudoRandom } from '../helpers/repo.js';
 
-const FAST_KDF = ['--kdf-memory', '8', '--kdf-iterations', '1'];
 const LINE = 'a line appended while the backup reads this file\n';
 
 const buckets: string[] = [];
@@ -44,13 +43,7 @@ describe.each(['local', 's3'] as const)('live files (%s)', (kind) => {
     src = path.join(dir, 'data');
     fs.mkdirSync(src);
     fs.writeFileSync(path.join(src, 'still.bin'), pseudoRandom(2 * 1024 * 1024, 5));
-    const repo = kind === 'local' ? path.join(dir, 'repo') : `s3:${s3Endpoint()}/${randomBucketName()}`;
-    if (kind === 's3') buckets.push(repo.split('/').at(-1)!);
-    fs.writeFileSync(path.join(dir, 'pw'), 'secret\n');
-    env = { LIFEBOAT_REPOSITORY: repo, LIFEBOAT_PASSWORD_FILE: path.join(dir, 'pw'), LIFEBOAT_CACHE_DIR: path.join(dir, 'cache') };
-    const init = await runCli(['init', ...FAST_KDF], env);
-    expect(init.stderr).toBe('');
-    expect(init.code).toBe(0);
+    env = await initCliRepo(kind, dir, buckets);
   });
 
   it('a file appended to during the backup: re-read or reported (exit 3), snapshot saved, bytes consistent', async () => {

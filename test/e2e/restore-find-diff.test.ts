@@ -1,10 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runCli } from '../helpers/cli.js';
+import { runCli, FAST_KDF } from '../helpers/cli.js';
 import { makeTempDir } from '../helpers/storage-backends.js';
 
-const FAST_KDF = ['--kdf-memory', '8', '--kdf-iterations', '1'];
 
 describe('find and diff (e2e, local)', () => {
   it('finds files by name and path, and diffs two snapshots', async () => {

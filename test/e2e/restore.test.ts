@@ -8,12 +8,11 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import tar from 'tar-stream';
-import { runCli } from '../helpers/cli.js';
+import { runCli, FAST_KDF } from '../helpers/cli.js';
 import { pseudoRandom } from '../helpers/repo.js';
 import { deleteBucket, makeTempDir, randomBucketName, s3Endpoint } from '../helpers/storage-backends.js';
 import { listXattrs, getXattr, mknod, mkfifo, setXattr, utimesNs } from '../../src/native/index.js';
 
-const FAST_KDF = ['--kdf-memory', '8', '--kdf-iterations', '1'];
 const isRoot = process.getuid?.() === 0;
 const RAW_NAME = Buffer.from([0x72, 0x61, 0x77, 0xff, 0xfe, 0x2d, 0xe9]);
 const T = 1_234_567_890_123_456_789n;

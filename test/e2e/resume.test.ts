@@ -14,12 +14,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, runCli } from '../helpers/cli.js';
-import { deleteBucket, makeTempDir, randomBucketName, s3Endpoint } from '../helpers/storage-backends.js';
+import { CLI, runCli, initCliRepo } from '../helpers/cli.js';
+import { deleteBucket, makeTempDir, s3Endpoint } from '../helpers/storage-backends.js';
 import { openStorage } from '../../src/storage/open.js';
 import { Repository } from '../../src/repo/repository.js';
 
-const FAST_KDF = ['--kdf-memory', '8', '--kdf-iterations', '1'];
 const FILES = 30;
 const FILE_SIZE = 5 * 1024 * 1024;
 const TOTAL = FILES * FILE_SIZE; // 150 MiB of incompressible data
@@ -73,13 +72,8 @@ describe.each(['local', 's3'] as const)('resume after kill -9 (%s)', (kind) => {
       fs.writeFileSync(name, bytes);
       hashes.set(path.relative(src, name), createHash('sha256').update(bytes).digest('hex'));
     }
-    repoLoc = kind === 'local' ? path.join(dir, 'repo') : `s3:${s3Endpoint()}/${randomBucketName()}`;
-    if (kind === 's3') buckets.push(repoLoc.split('/').at(-1)!);
-    fs.writeFileSync(path.join(dir, 'pw'), 'secret\n');
-    env = { LIFEBOAT_REPOSITORY: repoLoc, LIFEBOAT_PASSWORD_FILE: path.join(dir, 'pw'), LIFEBOAT_CACHE_DIR: path.join(dir, 'cache') };
-    const init = await runCli(['init', ...FAST_KDF], env);
-    expect(init.stderr).toBe('');
-    expect(init.code).toBe(0);
+    env = await initCliRepo(kind, dir, buckets);
+    repoLoc = env.LIFEBOAT_REPOSITORY!;
   });
 
   it('a killed backup leaves checkpoints; the same backup again reuses them and the repository is sound', async () => {

@@ -2,6 +2,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
+import { randomBucketName, s3Endpoint } from './storage-backends.js';
 
 export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/cli/main.js');
 
@@ -26,4 +28,23 @@ export function runCli(args: string[], env: Record<string, string | undefined> =
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
     child.stdin.end(input ?? '');
   });
+}
+
+/** Argon2id parameters for tests: fast key files (real ones take ~0.5 s per command). */
+export const FAST_KDF = ['--kdf-memory', '8', '--kdf-iterations', '1'];
+
+/**
+ * A new repository for an e2e test — `dir/repo`, or a new bucket on the test S3 server (pushed on
+ * `buckets` for cleanup) — with its password in `dir/pw`, created through `lifeboat init`.
+ * Returns the environment that points the CLI at it.
+ */
+export async function initCliRepo(kind: 'local' | 's3', dir: string, buckets: string[]): Promise<Record<string, string>> {
+  const repo = kind === 'local' ? path.join(dir, 'repo') : `s3:${s3Endpoint()}/${randomBucketName()}`;
+  if (kind === 's3') buckets.push(repo.split('/').at(-1)!);
+  fs.writeFileSync(path.join(dir, 'pw'), 'secret\n');
+  const env = { LIFEBOAT_REPOSITORY: repo, LIFEBOAT_PASSWORD_FILE: path.join(dir, 'pw'), LIFEBOAT_CACHE_DIR: path.join(dir, 'cache') };
+  const init = await runCli(['init', ...FAST_KDF], env);
+  expect(init.stderr).toBe('');
+  expect(init.code).toBe(0);
+  return env;
 }
