@@ -27,3 +27,17 @@ export function pseudoRandom(size: number, seed: number): Buffer {
   }
   return out;
 }
+
+/** SQL-dump-like text (INSERT lines with varied values), deterministic for a seed. */
+export function sqlText(bytes: number, seed = 1): Buffer {
+  const lines: string[] = [];
+  let total = 0;
+  let x = seed;
+  while (total < bytes) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    const line = `INSERT INTO orders VALUES (${x % 1000000}, 'user${x % 977}', ${(x % 10000) / 100}, '2026-11-${10 + (x % 18)}');\n`;
+    lines.push(line);
+    total += line.length;
+  }
+  return Buffer.from(lines.join('')).subarray(0, bytes);
+}

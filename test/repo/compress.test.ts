@@ -12,6 +12,7 @@ import {
   looksIncompressible,
   PayloadError,
 } from '../../src/repo/compress.js';
+import { sqlText } from '../helpers/repo.js';
 
 function prng(seed: number, length: number): Buffer {
   const key = Buffer.alloc(16);
@@ -19,18 +20,6 @@ function prng(seed: number, length: number): Buffer {
   return createCipheriv('aes-128-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(length));
 }
 
-function sqlText(bytes: number, seed = 1): Buffer {
-  const lines: string[] = [];
-  let total = 0;
-  let x = seed;
-  while (total < bytes) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    const line = `INSERT INTO orders VALUES (${x % 1000000}, 'user${x % 977}', ${(x % 10000) / 100}, '2026-11-${10 + (x % 18)}');\n`;
-    lines.push(line);
-    total += line.length;
-  }
-  return Buffer.from(lines.join('')).subarray(0, bytes);
-}
 
 function roundTrip(data: Buffer): Buffer {
   const enc = encodePayload(data);

@@ -5,22 +5,10 @@ import { SealPool } from '../../src/repo/seal-pool.js';
 import { storeStream } from '../../src/repo/write-path.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import type { Storage } from '../../src/storage/types.js';
-import { pseudoRandom, testKdf, tmpDir } from '../helpers/repo.js';
+import { pseudoRandom, sqlText, testKdf, tmpDir } from '../helpers/repo.js';
 
 const MiB = 1024 * 1024;
 
-function sqlText(bytes: number, seed: number): Buffer {
-  const parts: string[] = [];
-  let n = 0;
-  let x = seed;
-  while (n < bytes) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    const line = `INSERT INTO orders VALUES (${x % 1000003}, 'cust${x % 4099}', ${(x % 100000) / 100}, '2026-11-${10 + (x % 18)}');\n`;
-    parts.push(line);
-    n += line.length;
-  }
-  return Buffer.from(parts.join('')).subarray(0, bytes);
-}
 
 /** ~40 MiB: random, SQL text, the same random again (repeated chunks), more random; unique per seed. */
 function mixed(seed: number): Buffer {
