@@ -273,6 +273,16 @@ export class Repository {
     return id;
   }
 
+  /**
+   * Deletes a snapshot object (forget). Only the snapshot goes: the data it referenced stays
+   * until prune (format §12). A snapshot already gone counts as deleted.
+   */
+  async deleteSnapshot(id: string): Promise<void> {
+    if (!isHexId(id)) throw new Error(`not a snapshot id: ${id}`);
+    await this.storage.delete(`snapshots/${id}`);
+    this.cache.applySnapshotChanges([], [id]);
+  }
+
   /** Every snapshot, oldest first, after syncing the cache. */
   async listSnapshots(): Promise<Array<{ id: string; snapshot: Snapshot }>> {
     await this.syncSnapshots();
