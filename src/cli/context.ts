@@ -6,11 +6,13 @@ import type { KdfParams } from '../repo/kdf.js';
 import { defaultKdfParams } from '../repo/kdf.js';
 import { Output } from './output.js';
 import { UsageError } from './exit-codes.js';
-import { resolvePassword } from './password.js';
+import { readPasswordFile, resolvePassword } from './password.js';
+import { loadConfigFor, type LoadedConfig } from '../config/load.js';
 import { parseDuration } from '../util/duration.js';
 
 /** Options every command accepts (set on the root program). */
 export interface GlobalOptions {
+  config?: string;
   repo?: string;
   passwordFile?: string;
   cacheDir?: string;
@@ -24,17 +26,27 @@ export interface GlobalOptions {
 export class CliContext {
   readonly out: Output;
 
-  constructor(readonly globals: GlobalOptions) {
+  constructor(
+    readonly globals: GlobalOptions,
+    /** The config file (--config, LIFEBOAT_CONFIG, or /etc/lifeboat/lifeboat.yaml when it exists). */
+    readonly config: LoadedConfig | null = null,
+  ) {
     this.out = new Output({ json: !!globals.json, quiet: !!globals.quiet, verbose: globals.verbose ?? 0 });
   }
 
   static from(cmd: Command): CliContext {
-    return new CliContext(cmd.optsWithGlobals<GlobalOptions>());
+    const globals = { ...cmd.optsWithGlobals<GlobalOptions>() };
+    const config = loadConfigFor(globals.config);
+    // flags > environment > config file
+    if (globals.cacheDir === undefined && !process.env.LIFEBOAT_CACHE_DIR && config?.config.cache_dir) {
+      globals.cacheDir = config.config.cache_dir;
+    }
+    return new CliContext(globals, config);
   }
 
   repositoryLocation(): string {
-    const loc = this.globals.repo ?? process.env.LIFEBOAT_REPOSITORY;
-    if (!loc) throw new UsageError('no repository given: use --repo or LIFEBOAT_REPOSITORY');
+    const loc = this.globals.repo ?? process.env.LIFEBOAT_REPOSITORY ?? this.config?.config.repository;
+    if (!loc) throw new UsageError('no repository given: use --repo, LIFEBOAT_REPOSITORY or `repository:` in the config file');
     return loc;
   }
 
@@ -46,6 +58,10 @@ export class CliContext {
   }
 
   password(): Promise<string> {
+    const fromConfig = this.config?.config.password_file;
+    if (fromConfig && !this.globals.passwordFile && !process.env.LIFEBOAT_PASSWORD_FILE && process.env.LIFEBOAT_PASSWORD === undefined) {
+      return Promise.resolve(readPasswordFile(fromConfig));
+    }
     return resolvePassword(this.globals.passwordFile);
   }
 

@@ -17,6 +17,7 @@ export function buildProgram(): Command {
   const program = new Command('lifeboat')
     .description('lifeboat: deduplicated, compressed, encrypted backups to S3-compatible storage')
     .version(programVersion(), '-V, --version')
+    .option('--config <file>', 'config file (env LIFEBOAT_CONFIG; default /etc/lifeboat/lifeboat.yaml when it exists)')
     .option('-r, --repo <location>', 'repository: a directory or s3:http[s]://host[:port]/bucket[/prefix] (env LIFEBOAT_REPOSITORY)')
     .option('-p, --password-file <file>', 'read the password from a file (env LIFEBOAT_PASSWORD_FILE, or LIFEBOAT_PASSWORD)')
     .option('--cache-dir <dir>', 'local cache directory (env LIFEBOAT_CACHE_DIR)')

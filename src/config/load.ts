@@ -1,0 +1,135 @@
+/**
+ * Reading the config file: YAML (the `yaml` package, with a LineCounter so every error can name its
+ * line), validated by the zod schema. Every problem becomes one ConfigError line of the form
+ * `FILE:LINE: FIELD: reason`, several joined by "; ".
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import type { z } from 'zod';
+import { configSchema, type LifeboatConfig } from './schema.js';
+import { ConfigError } from './errors.js';
+
+export const DEFAULT_CONFIG_FILE = '/etc/lifeboat/lifeboat.yaml';
+
+export interface LoadedConfig {
+  file: string;
+  config: LifeboatConfig;
+}
+
+/**
+ * Which config file to read: --config, else LIFEBOAT_CONFIG, else /etc/lifeboat/lifeboat.yaml when it
+ * exists. An explicitly named file must exist; null when none applies.
+ */
+export function configFileFor(flag: string | undefined, env = process.env): string | null {
+  const given = flag ?? env.LIFEBOAT_CONFIG;
+  if (given) return path.resolve(given);
+  return fs.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : null;
+}
+
+export function loadConfigFile(file: string): LoadedConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read config file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return { file, config: parseConfig(text, file) };
+}
+
+/** Parses and validates config text; `file` names it in errors and anchors relative paths. */
+export function parseConfig(text: string, file: string): LifeboatConfig {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      doc.errors.map((e) => `${file}:${lineCounter.linePos(e.pos[0]).line}: ${firstLine(e.message)}`).join('; '),
+    );
+  }
+  const raw: unknown = doc.toJS() ?? {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`${file}:1: the config must be a mapping of sections`);
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.flatMap((iss) => describeIssue(iss, doc, lineCounter, file));
+    throw new ConfigError(lines.join('; '));
+  }
+  return resolvePaths(parsed.data, path.dirname(file));
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0]!.trim();
+}
+
+type Issue = z.core.$ZodIssue;
+
+function describeIssue(iss: Issue, doc: Document, lc: LineCounter, file: string): string[] {
+  const p = iss.path.map((k) => (typeof k === 'symbol' ? String(k) : k));
+  const at = (keys: Array<string | number>, keyNode = false) => `${file}:${lineOf(doc, lc, keys, keyNode)}`;
+  const field = (keys: Array<string | number>) => (keys.length ? keys.join('.') : '(top level)');
+  switch (iss.code) {
+    case 'unrecognized_keys':
+      return iss.keys.map((k) => `${at([...p, k], true)}: ${field([...p, k])}: unknown key${p.length === 0 ? ' (a misspelt section?)' : ''}`);
+    case 'invalid_type': {
+      if (!has(doc, p)) return [`${at(p)}: ${field(p)}: required`];
+      return [`${at(p)}: ${field(p)}: expected ${article(iss.expected)}`];
+    }
+    case 'invalid_union':
+      if ((iss as { note?: string }).note === 'No matching discriminator') {
+        const tp = p[p.length - 1] === 'type' ? p : [...p, 'type'];
+        return [`${at(tp)}: ${field(tp)}: ${has(doc, tp) ? 'must be one of postgres, mysql, sqlite, command' : 'required (postgres, mysql, sqlite or command)'}`];
+      }
+      return [`${at(p)}: ${field(p)}: ${iss.message}`];
+    case 'invalid_key':
+      return [`${at(p, true)}: ${field(p)}: invalid name (${iss.issues[0]?.message ?? iss.message})`];
+    case 'invalid_value':
+      return [`${at(p)}: ${field(p)}: expected ${iss.values.map((v) => JSON.stringify(v)).join(' or ')}`];
+    default:
+      return [`${at(p)}: ${field(p)}: ${iss.message}`];
+  }
+}
+
+function article(t: string): string {
+  return /^[aeiou]/.test(t) ? `an ${t}` : `a ${t}`;
+}
+
+function has(doc: Document, keys: Array<string | number>): boolean {
+  return doc.getIn(keys, true) !== undefined;
+}
+
+/** The 1-based line of the value (or the key) at `keys`, or of its nearest existing ancestor. */
+function lineOf(doc: Document, lc: LineCounter, keys: Array<string | number>, keyNode: boolean): number {
+  for (let n = keys.length; n >= 0; n--) {
+    const parentKeys = keys.slice(0, Math.max(0, n - 1));
+    if (n > 0 && (keyNode || n < keys.length || doc.getIn(keys.slice(0, n), true) === undefined)) {
+      // the key itself, when the map holds it
+      const parent = parentKeys.length ? doc.getIn(parentKeys, true) : doc.contents;
+      if (isMap(parent)) {
+        const pair = parent.items.find((it) => isPair(it) && isScalar(it.key) && String(it.key.value) === String(keys[n - 1]));
+        const k = pair?.key as Node | undefined;
+        if (k?.range) return lc.linePos(k.range[0]).line;
+      }
+    }
+    const node = (n === 0 ? doc.contents : doc.getIn(keys.slice(0, n), true)) as Node | undefined | null;
+    if (node && typeof node === 'object' && node.range) return lc.linePos(node.range[0]).line;
+  }
+  return 1;
+}
+
+/** Paths in the config are relative to the config file's directory. */
+function resolvePaths(c: LifeboatConfig, dir: string): LifeboatConfig {
+  const abs = (p: string) => path.resolve(dir, p);
+  if (c.password_file) c.password_file = abs(c.password_file);
+  if (c.cache_dir) c.cache_dir = abs(c.cache_dir);
+  if (c.repository && !/^[a-z0-9]+:/i.test(c.repository)) c.repository = abs(c.repository);
+  for (const e of Object.values(c.databases)) {
+    if ('password_file' in e && e.password_file) e.password_file = abs(e.password_file);
+    if (e.type === 'sqlite') e.path = abs(e.path);
+  }
+  return c;
+}
+
+/** The config that applies to this run (see configFileFor), or null when there is none. */
+export function loadConfigFor(flag: string | undefined, env = process.env): LoadedConfig | null {
+  const file = configFileFor(flag, env);
+  return file ? loadConfigFile(file) : null;
+}

@@ -1,0 +1,23 @@
+import { z } from 'zod';
+import { cloudSectionSchema, instanceSnapshotsSchema } from './cloud.js';
+import { databasesSectionSchema } from './databases.js';
+
+/**
+ * The whole config file. Each section is its own small schema in its own file; the top level is
+ * strict, so a misspelt section is an error naming its line.
+ */
+export const configSchema = z
+  .object({
+    /** A directory or s3:https://host[:port]/bucket[/prefix]; --repo and LIFEBOAT_REPOSITORY win. */
+    repository: z.string().min(1).optional(),
+    /** The repository password's file; --password-file, LIFEBOAT_PASSWORD_FILE and LIFEBOAT_PASSWORD win. */
+    password_file: z.string().min(1).optional(),
+    /** The local cache directory; --cache-dir and LIFEBOAT_CACHE_DIR win. */
+    cache_dir: z.string().min(1).optional(),
+    databases: databasesSectionSchema.default({}),
+    cloud: cloudSectionSchema.optional(),
+    instance_snapshots: instanceSnapshotsSchema.optional(),
+  })
+  .strict();
+
+export type LifeboatConfig = z.infer<typeof configSchema>;
