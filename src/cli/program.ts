@@ -11,6 +11,7 @@ import { registerDump } from './commands/dump.js';
 import { registerLs } from './commands/ls.js';
 import { registerFind } from './commands/find.js';
 import { registerDiff } from './commands/diff.js';
+import { registerForget } from './commands/forget.js';
 
 /** The whole command-line program; each command lives in its own file under commands/. */
 export function buildProgram(): Command {
@@ -39,5 +40,6 @@ export function buildProgram(): Command {
   registerLs(program);
   registerFind(program);
   registerDiff(program);
+  registerForget(program);
   return program;
 }

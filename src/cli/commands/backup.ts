@@ -7,6 +7,7 @@ import { parseSize } from '../../engine/excludes.js';
 import { backupStream, commandSource, stdinSource } from '../../engine/stream-backup.js';
 import { findSnapshot } from '../../engine/snapshot-select.js';
 import { parseDuration } from '../../util/duration.js';
+import { localTimeZone, parseTimeArgument } from '../../engine/zoned-time.js';
 
 interface BackupCliOptions {
   tag: string[];
@@ -24,6 +25,7 @@ interface BackupCliOptions {
   stdinFilename?: string;
   stdinFromCommand?: boolean;
   readConcurrency?: string;
+  time?: string;
 }
 
 const collect = (v: string, prev: string[]) => prev.concat([v]);
@@ -93,6 +95,7 @@ export function registerBackup(program: Command): void {
     .option('--stdin-filename <name>', 'file name for --stdin and --stdin-from-command', 'stdin')
     .option('--stdin-from-command', 'back up the standard output of the command given after --')
     .option('--read-concurrency <n>', 'files read at once (default 16)')
+    .option('--time <time>', 'the snapshot\'s time instead of now, as restic\'s --time ("2012-11-01 22:08:41" local time, or RFC 3339)')
     .action(async (paths: string[], opts: BackupCliOptions, cmd: Command) => {
       const ctx = CliContext.from(cmd);
       const json = ctx.out.json;
@@ -115,6 +118,14 @@ export function registerBackup(program: Command): void {
         fileConcurrency = Number(opts.readConcurrency);
         if (!Number.isInteger(fileConcurrency) || fileConcurrency < 1) throw new UsageError('--read-concurrency must be a positive integer');
       }
+      let time: Date | undefined;
+      if (opts.time !== undefined) {
+        try {
+          time = parseTimeArgument(opts.time, localTimeZone());
+        } catch (e) {
+          throw new UsageError(`--time: ${(e as Error).message}`);
+        }
+      }
       let checkpointMs: number | undefined;
       const interval = process.env.LIFEBOAT_CHECKPOINT_INTERVAL;
       if (interval) {
@@ -134,7 +145,7 @@ export function registerBackup(program: Command): void {
         if (checkpointMs !== undefined) repo.checkpointMs = checkpointMs;
         if (streamMode) {
           const source = opts.stdinFromCommand ? commandSource(paths) : stdinSource();
-          return backupStream(repo, opts.stdinFilename ?? 'stdin', source, { hostname: opts.host, tags, dryRun: opts.dryRun });
+          return backupStream(repo, opts.stdinFilename ?? 'stdin', source, { hostname: opts.host, tags, dryRun: opts.dryRun, time });
         }
         let parent: string | undefined;
         if (opts.parent && !opts.force) {
@@ -160,6 +171,7 @@ export function registerBackup(program: Command): void {
             excludeLargerThan,
           },
           onError: errLine,
+          time,
         });
         const stop = startProgress(archiver, json, ctx.out.opts.quiet);
         try {
