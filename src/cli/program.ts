@@ -11,6 +11,7 @@ import { registerDump } from './commands/dump.js';
 import { registerLs } from './commands/ls.js';
 import { registerFind } from './commands/find.js';
 import { registerDiff } from './commands/diff.js';
+import { registerInstanceSnapshot } from './commands/instance-snapshot.js';
 import { registerForget } from './commands/forget.js';
 
 /** The whole command-line program; each command lives in its own file under commands/. */
@@ -40,6 +41,7 @@ export function buildProgram(): Command {
   registerLs(program);
   registerFind(program);
   registerDiff(program);
+  registerInstanceSnapshot(program);
   registerForget(program);
   return program;
 }

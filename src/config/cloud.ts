@@ -16,6 +16,12 @@ export const cloudSectionSchema = z.union([
       clouds_file: z.string().min(1).optional(),
       region: z.string().min(1).optional(),
       interface: z.enum(['public', 'internal', 'admin']).optional(),
+      /** An openrc file to read OS_* variables from (parsed, never run: Horizon's prompts for the password). */
+      openrc: z.string().min(1).optional(),
+      /** This VM's server id, when discovery (metadata service, config drive, DMI) cannot find it. */
+      server_id: z.string().regex(/^[0-9a-fA-F-]{32,36}$/).optional(),
+      /** Per-request HTTP timeout, e.g. "60s" (volume-backed createImage can take minutes: default 180s). */
+      api_timeout: z.string().min(1).optional(),
     })
     .strict(),
 ]);
@@ -41,6 +47,8 @@ export const instanceSnapshotsSchema = z
         paths: z.array(z.string().min(1)).optional(),
         fail: z.enum(['open', 'closed']).default('open'),
         wait: z.boolean().default(false),
+        /** How long the snapshot may take (waiting for a busy server, and with wait). */
+        timeout: z.string().min(1).optional(),
       })
       .strict()
       .optional(),
