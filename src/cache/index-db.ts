@@ -18,6 +18,15 @@ export interface BlobLocation {
   rawLength: number;
 }
 
+/** A blob as one pack holds it. */
+export interface PackBlob {
+  id: Buffer;
+  type: BlobTypeCode;
+  offset: number;
+  length: number;
+  rawLength: number;
+}
+
 export interface CacheStats {
   indexFiles: number;
   packs: number;
@@ -60,6 +69,16 @@ export class IndexDb {
       packIds: db.prepare<[], { id: string; type: BlobTypeCode; size: number }>(
         `SELECT pack_id AS id, MIN(type) AS type, MAX(size) AS size FROM packs GROUP BY pack_id`,
       ),
+      liveIndexIds: db.prepare<[], { id: string }>(`SELECT id FROM index_files WHERE superseded = 0`),
+      blobsInPack: db.prepare<[string], PackBlob>(
+        `SELECT DISTINCT id, type, offset, length, raw_length AS rawLength FROM blobs WHERE pack_id = ? ORDER BY offset`,
+      ),
+      blobsInPackOf: db.prepare<[string, string], PackBlob>(
+        `SELECT id, type, offset, length, raw_length AS rawLength FROM blobs WHERE pack_id = ? AND index_id = ? ORDER BY offset`,
+      ),
+      allPackBlobs: db.prepare<[], PackBlob & { packId: string }>(
+        `SELECT DISTINCT pack_id AS packId, id, type, offset, length, raw_length AS rawLength FROM blobs ORDER BY pack_id, offset`,
+      ),
       snapshotIds: db.prepare<[], { id: string }>(`SELECT id FROM snapshots`),
       snapshotJson: db.prepare<[string], { json: string }>(`SELECT json FROM snapshots WHERE id = ?`),
       allSnapshots: db.prepare<[], { id: string; json: string }>(`SELECT id, json FROM snapshots ORDER BY time, id`),
@@ -100,6 +119,7 @@ export class IndexDb {
           type INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL, raw_length INTEGER NOT NULL);
         CREATE INDEX IF NOT EXISTS blobs_by_id ON blobs (id);
         CREATE INDEX IF NOT EXISTS blobs_by_index ON blobs (index_id);
+        CREATE INDEX IF NOT EXISTS blobs_by_pack ON blobs (pack_id, offset);
         CREATE TABLE IF NOT EXISTS snapshots (id TEXT PRIMARY KEY, time TEXT NOT NULL, json TEXT NOT NULL);
       `);
       const v = db.prepare<[], { value: string }>(`SELECT value FROM meta WHERE key = 'schema'`).get();
@@ -165,6 +185,26 @@ export class IndexDb {
   /** Every pack some live index file names. */
   packs(): Array<{ id: string; type: BlobTypeCode; size: number }> {
     return this.stmts.packIds.all();
+  }
+
+  /** Ids of the index files whose blobs count (not superseded). */
+  liveIndexIds(): Set<string> {
+    return new Set(this.stmts.liveIndexIds.all().map((r) => r.id));
+  }
+
+  /** The blobs the index places in one pack, in pack order (each once). */
+  blobsInPack(packId: string): PackBlob[] {
+    return this.stmts.blobsInPack.all(packId);
+  }
+
+  /** The blobs one index file places in a pack, in pack order. */
+  blobsInPackOf(packId: string, indexId: string): PackBlob[] {
+    return this.stmts.blobsInPackOf.all(packId, indexId);
+  }
+
+  /** Every indexed blob location, grouped by pack and in pack order; streamed, not loaded. */
+  allPackBlobs(): IterableIterator<PackBlob & { packId: string }> {
+    return this.stmts.allPackBlobs.iterate();
   }
 
   snapshotIds(): Set<string> {

@@ -70,7 +70,7 @@ export class CliContext {
     const storage = await this.storage();
     try {
       const password = await this.password();
-      return await Repository.open(storage, password, { cacheDir: this.globals.cacheDir, sync });
+      return await Repository.open(storage, password, { cacheDir: this.globals.cacheDir, sync, warn: (m) => this.out.warn(m) });
     } catch (e) {
       await storage.close();
       throw e;
@@ -88,7 +88,9 @@ export class CliContext {
     const { lock, sync = true } = opts;
     const repo = await this.openRepository(sync);
     try {
-      const held = lock ? await repo.lock({ exclusive: lock === 'exclusive', retryMs: this.retryLockMs() }) : null;
+      const held = lock
+        ? await repo.lock({ exclusive: lock === 'exclusive', retryMs: this.retryLockMs(), onStaleRemoved: (m) => this.out.warn(m) })
+        : null;
       try {
         return await fn(repo);
       } finally {

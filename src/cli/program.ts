@@ -11,6 +11,12 @@ import { registerDump } from './commands/dump.js';
 import { registerLs } from './commands/ls.js';
 import { registerFind } from './commands/find.js';
 import { registerDiff } from './commands/diff.js';
+import { registerDb } from './commands/db.js';
+import { registerCheck } from './commands/check.js';
+import { registerPrune } from './commands/prune.js';
+import { registerRepair } from './commands/repair.js';
+import { registerList } from './commands/list.js';
+import { registerUnlock } from './commands/unlock.js';
 import { registerInstanceSnapshot } from './commands/instance-snapshot.js';
 import { registerForget } from './commands/forget.js';
 
@@ -41,6 +47,12 @@ export function buildProgram(): Command {
   registerLs(program);
   registerFind(program);
   registerDiff(program);
+  registerDb(program);
+  registerCheck(program);
+  registerPrune(program);
+  registerRepair(program);
+  registerList(program);
+  registerUnlock(program);
   registerInstanceSnapshot(program);
   registerForget(program);
   return program;

@@ -26,6 +26,8 @@ export interface LockOptions {
   staleMs?: number;
   refreshMs?: number;
   sleep?: (ms: number) => Promise<void>;
+  /** Told about each stale lock removed on the way (a dead process's, or one not refreshed in time). */
+  onStaleRemoved?: (description: string) => void;
 }
 
 const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -53,7 +55,18 @@ export async function listLocks(storage: Storage, key: Uint8Array): Promise<Lock
   return out;
 }
 
-function describe(l: LockEntry): string {
+/** Removes stale locks (or, with `all`, every lock); returns what was removed. */
+export async function removeLocks(storage: Storage, key: Uint8Array, all: boolean, staleMs = LOCK_STALE_MS): Promise<LockEntry[]> {
+  const removed: LockEntry[] = [];
+  for (const l of await listLocks(storage, key)) {
+    if (!all && !isStale(l, Date.now(), staleMs)) continue;
+    await storage.delete(l.name);
+    removed.push(l);
+  }
+  return removed;
+}
+
+export function describeLock(l: LockEntry): string {
   if (!l.info) return `${l.name} (unreadable)`;
   const kind = l.info.exclusive ? 'exclusive' : 'shared';
   return `${kind} lock held by ${l.info.username}@${l.info.hostname} pid ${l.info.pid} since ${l.info.time}`;
@@ -106,8 +119,14 @@ export class RepoLock {
     const conflicts = (locks: LockEntry[], own?: string) =>
       locks.filter((l) => l.name !== own && !isStale(l, Date.now(), staleMs) && (opts.exclusive || !l.info || l.info.exclusive));
 
-    const before = conflicts(await listLocks(storage, key));
-    if (before.length > 0) return describe(before[0]!);
+    const listed = await listLocks(storage, key);
+    for (const l of listed) {
+      if (!isStale(l, Date.now(), staleMs)) continue;
+      await storage.delete(l.name);
+      opts.onStaleRemoved?.(`removed stale ${describeLock(l)}`);
+    }
+    const before = conflicts(listed.filter((l) => !isStale(l, Date.now(), staleMs)));
+    if (before.length > 0) return describeLock(before[0]!);
 
     const info: LockInfo = {
       time: new Date().toISOString(),
@@ -136,7 +155,7 @@ export class RepoLock {
         // someone holds (or held) the marker: a live holder conflicts, a stale one is removed
         const existing = (await listLocks(storage, key)).find((l) => l.name === EXCLUSIVE_MARKER);
         await storage.delete(name);
-        if (existing && !isStale(existing, Date.now(), staleMs)) return describe(existing);
+        if (existing && !isStale(existing, Date.now(), staleMs)) return describeLock(existing);
         if (existing) await storage.delete(EXCLUSIVE_MARKER);
         return 'a stale exclusive lock was just removed; retry';
       }
@@ -146,7 +165,7 @@ export class RepoLock {
     if (after.length > 0) {
       await storage.delete(name);
       if (marker) await storage.delete(EXCLUSIVE_MARKER);
-      return describe(after[0]!);
+      return describeLock(after[0]!);
     }
     return new RepoLock(storage, key, name, info, marker, opts.refreshMs ?? LOCK_REFRESH_MS);
   }

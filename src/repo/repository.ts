@@ -26,6 +26,8 @@ import { PACK_TARGET_SIZE, PACK_TAIL_GUESS, PackWriter, parsePackTail, type Fini
 import { CHUNKER_AVG, CHUNKER_MAX, CHUNKER_MIN } from './chunker.js';
 import { RepoLock, type LockOptions } from './lock.js';
 import { defaultCacheDir } from './cache-dir.js';
+import { mapLimit } from '../util/concurrency.js';
+import { listObjects } from './listing.js';
 
 export interface OpenOptions {
   /** Root of all caches; the repository's own lives in <cacheDir>/<repo id>. */
@@ -34,6 +36,8 @@ export interface OpenOptions {
   uploadConcurrency?: number;
   /** Bring the cache's index and snapshot list up to date while opening (default true). */
   sync?: boolean;
+  /** Told about problems that do not stop the command (an unreadable index file). */
+  warn?: (message: string) => void;
 }
 
 export interface InitOptions extends OpenOptions {
@@ -75,6 +79,8 @@ export class Repository {
   private indexWrite: Promise<void> = Promise.resolve();
   /** Bytes of packs uploaded in this session. */
   uploadedBytes = 0;
+  /** Index files that could not be read at the last sync, with the reason (repair index mends them). */
+  readonly unreadableIndex = new Map<string, string>();
   /** Longest time between index checkpoints while writing (LIFEBOAT_CHECKPOINT_INTERVAL). */
   checkpointMs = CHECKPOINT_MS;
   /**
@@ -93,6 +99,7 @@ export class Repository {
     readonly cache: IndexDb,
     readonly cacheDir: string,
     private readonly uploadConcurrency: number,
+    private readonly warn: (message: string) => void,
   ) {
     this.keys = deriveSubkeys(master);
   }
@@ -183,7 +190,7 @@ export class Repository {
     const cacheRoot = defaultCacheDir(opts.cacheDir);
     const dir = path.join(cacheRoot, config.id);
     const cache = IndexDb.open(dir);
-    return new Repository(storage, config, master, keyId, cache, dir, opts.uploadConcurrency ?? 4);
+    return new Repository(storage, config, master, keyId, cache, dir, opts.uploadConcurrency ?? 4, opts.warn ?? (() => undefined));
   }
 
   async close(): Promise<void> {
@@ -293,21 +300,33 @@ export class Repository {
 
   /** Ids under folder/ that the cache lacks, and cached ids the repository no longer has. */
   private async listingChanges(folder: 'index' | 'snapshots', known: Set<string>): Promise<{ toFetch: string[]; removed: string[] }> {
-    const present = new Set<string>();
-    for await (const o of this.storage.list(`${folder}/`)) {
-      const id = o.name.slice(folder.length + 1);
-      if (isHexId(id)) present.add(id);
-    }
+    const present = new Set((await listObjects(this.storage, folder)).map((o) => o.id));
     return {
       toFetch: [...present].filter((id) => !known.has(id)),
       removed: [...known].filter((id) => !present.has(id)),
     };
   }
 
-  /** Brings the cache's copy of the index up to date: fetch new index files, drop vanished ones. */
+  /**
+   * Brings the cache's copy of the index up to date: fetch new index files, drop vanished ones.
+   * An index file that cannot be read (damaged, truncated) is skipped with a warning and listed
+   * in `unreadableIndex`: reads go on with the rest, and prune refuses to run until
+   * `repair index` has mended it.
+   */
   async syncIndex(): Promise<{ added: number; removed: number }> {
     const { toFetch, removed } = await this.listingChanges('index', this.cache.indexIds());
-    const added = await mapLimit(toFetch, 8, async (id) => ({ id, file: await this.loadIndexFile(id) }));
+    this.unreadableIndex.clear();
+    const loaded = await mapLimit(toFetch, 8, async (id) => {
+      try {
+        return { id, file: await this.loadIndexFile(id) };
+      } catch (e) {
+        if (!(e instanceof IntegrityError || e instanceof UnsupportedVersionError)) throw e;
+        this.unreadableIndex.set(id, e.message);
+        this.warn(`skipping index/${id}: ${e.message} (run "lifeboat repair index")`);
+        return null;
+      }
+    });
+    const added = loaded.filter((a): a is { id: string; file: IndexFile } => a !== null);
     this.cache.applyIndexChanges(added, removed);
     return { added: added.length, removed: removed.length };
   }
@@ -344,6 +363,22 @@ export class Repository {
   async addSealedBlob(blob: SealedBlob): Promise<boolean> {
     if (this.writeFailure) throw this.writeFailure;
     if (this.hasBlob(blob.id)) return false;
+    await this.addToPack(blob);
+    return true;
+  }
+
+  /**
+   * Prune's repacking: stores a blob again even though the index already holds it (the old copy's
+   * pack is about to go). Only this session's own writes deduplicate it.
+   */
+  async repackBlob(blob: SealedBlob): Promise<boolean> {
+    if (this.writeFailure) throw this.writeFailure;
+    if (this.pending.has(toHex(blob.id))) return false;
+    await this.addToPack(blob);
+    return true;
+  }
+
+  private async addToPack(blob: SealedBlob): Promise<void> {
     // All bookkeeping happens before the first await, so concurrent callers (several files
     // stored at once) never see a half-updated packer; only the uploads are awaited.
     const limit = this.config.pack_size;
@@ -363,7 +398,6 @@ export class Repository {
       this.packers[blob.type] = packer;
     }
     for (const p of full) await this.uploadPackWriter(p);
-    return true;
   }
 
   private async finishPack(type: BlobType): Promise<void> {
@@ -435,20 +469,40 @@ export class Repository {
       this.unindexed = [];
       this.unindexedBlobs = 0;
       this.lastCheckpoint = Date.now();
-      const file: IndexFile = { version: 1, supersedes: [], packs };
-      const bytes = sealJson(this.keys.encryption, 'index', file);
-      const id = sha256Hex(bytes);
       try {
-        await this.storage.put(`index/${id}`, bytes);
+        await this.saveIndexFile({ version: 1, supersedes: [], packs });
       } catch (e) {
         this.unindexed = packs.concat(this.unindexed);
         throw e;
       }
-      this.cache.applyIndexChanges([{ id, file }], []);
       for (const p of packs) for (const b of p.blobs) this.pending.delete(b.id);
     };
     this.indexWrite = this.indexWrite.then(run, run);
     return this.indexWrite;
+  }
+
+  /** Writes one index file and adds it to the cache; returns its id. */
+  async saveIndexFile(file: IndexFile): Promise<string> {
+    const bytes = sealJson(this.keys.encryption, 'index', file);
+    const id = sha256Hex(bytes);
+    await this.storage.put(`index/${id}`, bytes);
+    this.cache.applyIndexChanges([{ id, file }], []);
+    return id;
+  }
+
+  /** Deletes index files (prune, repair index: only after their replacements are written). */
+  async deleteIndexFiles(ids: Iterable<string>): Promise<void> {
+    const list = [...ids];
+    await mapLimit(list, 8, (id) => this.storage.delete(`index/${id}`));
+    this.cache.applyIndexChanges([], list);
+  }
+
+  /** Deletes packs (prune: only once no index file names them). */
+  async deletePacks(ids: Iterable<string>, onDeleted?: (id: string) => void): Promise<void> {
+    await mapLimit([...ids], 8, async (id) => {
+      await this.storage.delete(packName(id));
+      onDeleted?.(id);
+    });
   }
 
   /** Finishes open packs, waits for uploads, writes the index: after it, every saved blob is durable. */
@@ -519,17 +573,4 @@ export class Repository {
 
 function checkPassword(password: string): void {
   if (password.length === 0) throw new Error('an empty password is not allowed');
-}
-
-async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
