@@ -243,7 +243,8 @@ export function groupSnapshots(list: SnapshotEntry[], by: GroupBy): SnapshotGrou
     if (!g) groups.set(k, (g = { key, snapshots: [] }));
     g.snapshots.push(e);
   }
-  return [...groups.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, g]) => g);
+  const sortKey = (k: GroupKey) => [k.hostname, (k.paths ?? []).join('\0'), (k.tags ?? []).join('\0')].join('\x01');
+  return [...groups.values()].sort((a, b) => (sortKey(a.key) < sortKey(b.key) ? -1 : sortKey(a.key) > sortKey(b.key) ? 1 : 0));
 }
 
 // ------------------------------------------------------------------------------------ applying
