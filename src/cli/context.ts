@@ -17,6 +17,8 @@ export interface GlobalOptions {
   passwordFile?: string;
   cacheDir?: string;
   retryLock?: string;
+  /** false with --no-lock: read-only commands take no shared lock. */
+  lock?: boolean;
   json?: boolean;
   quiet?: boolean;
   verbose?: number;
@@ -100,6 +102,11 @@ export class CliContext {
       await repo.close();
       await repo.storage.close();
     }
+  }
+
+  /** The lock a reading command (restore, dump) takes: shared, unless --no-lock. */
+  readLock(): 'shared' | undefined {
+    return this.globals.lock === false ? undefined : 'shared';
   }
 
   retryLockMs(): number {

@@ -30,6 +30,6 @@ export function registerDump(program: Command): void {
       process.stdout.on('error', () => {}); // EPIPE: the reader went away
       if (r.node && r.node.type === 'file') await dumpFile(repo, r.node, process.stdout);
       else await dumpTar(repo, entry.snapshot.tree, p, process.stdout, (m) => ctx.out.warn(m));
-    }, { sync: true });
+    }, { sync: true, lock: ctx.readLock() });
   });
 }

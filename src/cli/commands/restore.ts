@@ -148,7 +148,7 @@ export function registerRestore(program: Command): void {
       });
       if (!out.json && process.stderr.isTTY && !out.opts.quiet) process.stderr.write('\r\x1b[K');
       return r;
-    }, { sync: true });
+    }, { sync: true, lock: ctx.readLock() });
     for (const e of result.errors) {
       if (out.json) process.stderr.write(JSON.stringify({ message_type: 'error', error: { message: e }, during: 'restore' }) + '\n');
       else process.stderr.write(`error: ${e}\n`);
