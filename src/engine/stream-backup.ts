@@ -37,10 +37,35 @@ export interface StreamSource {
   info: Snapshot['source'];
 }
 
+export interface CommandSourceOptions {
+  /** Where the command's stderr goes (default: ours). */
+  stderr?: NodeJS.WritableStream;
+  /** The command's environment (default: ours). */
+  env?: NodeJS.ProcessEnv;
+  /** Kill the command (SIGTERM, then SIGKILL 10 s later) and fail when it runs longer. */
+  timeoutMs?: number;
+  /** How messages name the command (default: argv[0]). */
+  label?: string;
+  /** Added to the message when the command does not exist, e.g. "install the Debian package X". */
+  notFoundHint?: string;
+  /** The snapshot's `source` (default: {type: 'command', command: argv}). */
+  info?: Snapshot['source'];
+}
+
 /** A command's stdout as a stream; its stderr goes to ours, the last lines kept for the error. */
-export function commandSource(argv: string[], opts: { stderr?: NodeJS.WritableStream } = {}): StreamSource {
+export function commandSource(argv: string[], opts: CommandSourceOptions = {}): StreamSource {
   if (argv.length === 0) throw new Error('--stdin-from-command needs a command after --');
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const label = opts.label ?? argv[0]!;
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
+  let timedOut = false;
+  let killTimer: NodeJS.Timeout | undefined;
+  const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGTERM');
+    killTimer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    killTimer.unref();
+  }, opts.timeoutMs);
+  timer?.unref();
   let tail = '';
   child.stderr!.on('data', (d: Buffer) => {
     (opts.stderr ?? process.stderr).write(d);
@@ -51,10 +76,16 @@ export function commandSource(argv: string[], opts: { stderr?: NodeJS.WritableSt
     return lines ? `: ${lines}` : '';
   };
   const done = new Promise<void>((resolve, reject) => {
-    child.on('error', (e) => reject(new Error(`command ${argv[0]} could not be started: ${e.message}`)));
+    child.on('error', (e) => {
+      const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
+      reject(new Error(missing ? `${label}: command not found${opts.notFoundHint ? ` (${opts.notFoundHint})` : ''}` : `command ${label} could not be started: ${e.message}`));
+    });
     child.on('close', (code, signal) => {
-      if (signal) reject(new Error(`command ${argv[0]} was killed by ${signal}${lastLines()}`));
-      else if (code !== 0) reject(new Error(`command ${argv[0]} exited with status ${code}${lastLines()}`));
+      clearTimeout(timer);
+      clearTimeout(killTimer);
+      if (timedOut) reject(new Error(`command ${label} timed out after ${Math.round((opts.timeoutMs ?? 0) / 1000)} s and was stopped${lastLines()}`));
+      else if (signal) reject(new Error(`command ${label} was killed by ${signal}${lastLines()}`));
+      else if (code !== 0) reject(new Error(`command ${label} exited with status ${code}${lastLines()}`));
       else resolve();
     });
   });
@@ -66,7 +97,7 @@ export function commandSource(argv: string[], opts: { stderr?: NodeJS.WritableSt
     stream,
     done,
     abort: () => void child.kill('SIGTERM'),
-    info: { type: 'command', command: argv },
+    info: opts.info ?? { type: 'command', command: argv },
   };
 }
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { Repository } from '../../repo/repository.js';
 import { CliContext, addKdfOptions, kdfFromOptions, type KdfCliOptions } from '../context.js';
-import { resolvePassword, resolveNewPassword } from '../password.js';
+import { resolveNewPassword } from '../password.js';
 
 export function registerInit(program: Command): void {
   addKdfOptions(
@@ -13,8 +13,8 @@ export function registerInit(program: Command): void {
       const kdf = kdfFromOptions(opts);
       const storage = await ctx.storage();
       try {
-        const hasSource = ctx.globals.passwordFile ?? process.env.LIFEBOAT_PASSWORD_FILE ?? process.env.LIFEBOAT_PASSWORD;
-        const password = hasSource !== undefined ? await resolvePassword(ctx.globals.passwordFile) : await resolveNewPassword(undefined);
+        const hasSource = ctx.globals.passwordFile ?? process.env.LIFEBOAT_PASSWORD_FILE ?? process.env.LIFEBOAT_PASSWORD ?? ctx.config?.config.password_file;
+        const password = hasSource !== undefined ? await ctx.password() : await resolveNewPassword(undefined);
         const repo = await Repository.init(storage, password, { kdf, cacheDir: ctx.globals.cacheDir });
         await repo.close();
         if (ctx.out.json) ctx.out.printJson({ id: repo.id, location: storage.location, key_id: repo.keyId });

@@ -1,0 +1,99 @@
+/**
+ * Running database client tools: finding them on PATH (with the Debian package to install when they
+ * are missing), running one for its output, and feeding one a stream on stdin. Errors carry the
+ * last lines of the tool's stderr; arguments never carry secrets (callers pass those in files).
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Writable } from 'node:stream';
+
+export class ToolMissingError extends Error {
+  constructor(tools: string[], pkg: string) {
+    super(`${tools.join(' or ')} not found in PATH: install the Debian package ${pkg} (apt-get install ${pkg})`);
+    this.name = 'ToolMissingError';
+  }
+}
+
+/** The first of `names` found on PATH (as a full path). */
+export function findTool(names: string[], pkg: string, env: NodeJS.ProcessEnv = process.env): string {
+  const dirs = (env.PATH ?? '').split(':').filter(Boolean);
+  for (const n of names) {
+    for (const d of dirs) {
+      const p = path.join(d, n);
+      try {
+        fs.accessSync(p, fs.constants.X_OK);
+        if (fs.statSync(p).isFile()) return p;
+      } catch {
+        // not here
+      }
+    }
+  }
+  throw new ToolMissingError(names, pkg);
+}
+
+export interface RunOptions {
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+  /** How errors name the tool. */
+  label?: string;
+  /** Writes the tool's stdin; the tool's stdin is closed when it resolves. */
+  feed?: (stdin: Writable) => Promise<void>;
+  /** Keep stdout (default true); false discards it. */
+  captureStdout?: boolean;
+}
+
+function tailLines(text: string, n = 5): string {
+  const lines = text.trimEnd().split('\n').slice(-n).join(' | ');
+  return lines ? `: ${lines}` : '';
+}
+
+/** Runs argv to completion; resolves with its stdout, rejects with its stderr's tail. */
+export function runTool(argv: string[], opts: RunOptions = {}): Promise<string> {
+  const label = opts.label ?? path.basename(argv[0]!);
+  return new Promise<string>((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: [opts.feed ? 'pipe' : 'ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
+    let out = '';
+    let err = '';
+    let timedOut = false;
+    let feedError: Error | undefined;
+    const capture = opts.captureStdout !== false;
+    child.stdout!.on('data', (d: Buffer) => {
+      if (capture) out += d.toString('utf8');
+    });
+    child.stderr!.on('data', (d: Buffer) => {
+      err = (err + d.toString('utf8')).slice(-8192);
+    });
+    const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+    }, opts.timeoutMs);
+    timer?.unref();
+    if (opts.feed) {
+      const stdin = child.stdin!;
+      stdin.on('error', () => undefined); // EPIPE when the tool stops reading: its exit status says why
+      opts.feed(stdin).then(
+        () => stdin.end(),
+        (e: Error) => {
+          feedError = e;
+          child.kill('SIGTERM');
+        },
+      );
+    }
+    child.on('error', (e) => reject(new Error(`${label} could not be started: ${e.message}`)));
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (feedError) reject(feedError);
+      else if (timedOut) reject(new Error(`${label} timed out after ${Math.round((opts.timeoutMs ?? 0) / 1000)} s${tailLines(err)}`));
+      else if (signal) reject(new Error(`${label} was killed by ${signal}${tailLines(err)}`));
+      else if (code !== 0) reject(new Error(`${label} exited with status ${code}${tailLines(err)}`));
+      else resolve(out);
+    });
+  });
+}
+
+/** A timestamp for names: YYYYMMDDHHMMSS (UTC). */
+export function stamp(d = new Date()): string {
+  return d.toISOString().replace(/[-:T]/g, '').slice(0, 14);
+}
