@@ -27,6 +27,7 @@ import { CHUNKER_AVG, CHUNKER_MAX, CHUNKER_MIN } from './chunker.js';
 import { RepoLock, type LockOptions } from './lock.js';
 import { defaultCacheDir } from './cache-dir.js';
 import { mapLimit } from '../util/concurrency.js';
+import { crashPoint } from '../util/crash-point.js';
 import { listObjects } from './listing.js';
 
 export interface OpenOptions {
@@ -275,6 +276,7 @@ export class Repository {
   async saveSnapshot(snap: Snapshot): Promise<string> {
     const bytes = sealJson(this.keys.encryption, 'snapshot', snap);
     const id = sha256Hex(bytes);
+    crashPoint('before-snapshot');
     await this.storage.put(`snapshots/${id}`, bytes);
     this.cache.applySnapshotChanges([{ id, time: snap.time, json: JSON.stringify(snap) }], []);
     return id;
@@ -446,6 +448,7 @@ export class Repository {
 
   private async uploadPack(pack: FinishedPack): Promise<void> {
     await this.storage.put(packName(pack.id), pack.bytes);
+    crashPoint('pack-uploaded');
     const size = pack.bytes.length;
     this.packReleaser?.(pack.bytes);
     this.uploadedBytes += size;
@@ -486,6 +489,7 @@ export class Repository {
     const bytes = sealJson(this.keys.encryption, 'index', file);
     const id = sha256Hex(bytes);
     await this.storage.put(`index/${id}`, bytes);
+    crashPoint('index-written');
     this.cache.applyIndexChanges([{ id, file }], []);
     return id;
   }
@@ -493,7 +497,10 @@ export class Repository {
   /** Deletes index files (prune, repair index: only after their replacements are written). */
   async deleteIndexFiles(ids: Iterable<string>): Promise<void> {
     const list = [...ids];
-    await mapLimit(list, 8, (id) => this.storage.delete(`index/${id}`));
+    await mapLimit(list, 8, async (id) => {
+      await this.storage.delete(`index/${id}`);
+      crashPoint('index-deleted');
+    });
     this.cache.applyIndexChanges([], list);
   }
 
@@ -501,6 +508,7 @@ export class Repository {
   async deletePacks(ids: Iterable<string>, onDeleted?: (id: string) => void): Promise<void> {
     await mapLimit([...ids], 8, async (id) => {
       await this.storage.delete(packName(id));
+      crashPoint('pack-deleted');
       onDeleted?.(id);
     });
   }
