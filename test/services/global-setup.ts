@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { TestProject } from 'vitest/node';
 import { pidAlive } from '../../src/util/process.js';
+import { startDatabases } from './databases.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -70,11 +71,14 @@ async function reapStale(): Promise<void> {
 }
 
 export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
+  // PostgreSQL and MariaDB (test/services/databases.ts) start alongside the S3 servers
+  const databases = startDatabases();
+  databases.catch(() => undefined);
   const given = process.env.LIFEBOAT_TEST_S3_ENDPOINT;
   if (given) {
     project.provide('s3Endpoint', given);
     project.provide('s3CompatEndpoint', process.env.LIFEBOAT_TEST_S3_COMPAT_ENDPOINT ?? '');
-    return undefined;
+    return (await databases).teardown;
   }
   await reapStale();
   const base = await fs.mkdtemp(path.join(os.tmpdir(), `${DIR_PREFIX}${process.pid}-`));
@@ -97,8 +101,13 @@ export default async function setup(project: TestProject): Promise<(() => Promis
     if (!plain.S3_ENDPOINT || !compat.S3_ENDPOINT) throw new Error('test/services/s3.sh printed no S3_ENDPOINT');
   } catch (e) {
     await teardown().catch(() => undefined);
+    await (await databases.catch(() => null))?.teardown().catch(() => undefined);
     throw e;
   }
+  const dbServices = await databases.catch(async (e: unknown) => {
+    await teardown().catch(() => undefined);
+    throw e;
+  });
   const env = {
     LIFEBOAT_TEST_S3_ENDPOINT: plain.S3_ENDPOINT,
     LIFEBOAT_TEST_S3_COMPAT_ENDPOINT: compat.S3_ENDPOINT,
@@ -109,5 +118,9 @@ export default async function setup(project: TestProject): Promise<(() => Promis
   Object.assign(process.env, env);
   project.provide('s3Endpoint', env.LIFEBOAT_TEST_S3_ENDPOINT);
   project.provide('s3CompatEndpoint', env.LIFEBOAT_TEST_S3_COMPAT_ENDPOINT);
-  return teardown;
+  return async () => {
+    const results = await Promise.allSettled([teardown(), dbServices.teardown()]);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  };
 }
