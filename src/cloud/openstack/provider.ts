@@ -101,8 +101,8 @@ export class OpenStackProvider implements InstanceSnapshotProvider {
   }
 
   /** This VM's server, found by discovery (or config) and confirmed with GET /servers/{id}. */
-  async server(refresh = false): Promise<NovaServer> {
-    if (this.serverCache && !refresh) return this.nova.getServer(this.serverCache.id);
+  async server(): Promise<NovaServer> {
+    if (this.serverCache) return (this.serverCache = await this.nova.getServer(this.serverCache.id));
     let id = this.ks.cloud.serverId;
     if (!id) {
       const found = await discoverServerId({ ...this.opts.selfId, ...(this.opts.debug ? { debug: this.opts.debug } : {}) });
@@ -123,7 +123,7 @@ export class OpenStackProvider implements InstanceSnapshotProvider {
   private async waitIdle(deadline: number, onProgress?: (l: string) => void): Promise<NovaServer> {
     let said = '';
     for (;;) {
-      const s = await this.server(true);
+      const s = await this.server();
       const ts = s['OS-EXT-STS:task_state'] ?? null;
       if (ts === null) return s;
       if (Date.now() >= deadline) {
