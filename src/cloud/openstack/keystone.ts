@@ -86,7 +86,9 @@ export class KeystoneSession {
 
   /** A valid token; re-authenticates when none is held, it expires within 5 minutes, or minValidMs asks for more. */
   async token(minValidMs = REFRESH_MARGIN_MS): Promise<string> {
-    if (this.tok && this.tok.expiresAt - Date.now() > minValidMs) return this.tok.value;
+    // short-lived tokens: renew at the last quarter of their life instead
+    const margin = this.tok ? Math.min(minValidMs, (this.tok.expiresAt - this.tok.issuedAt) / 4) : 0;
+    if (this.tok && this.tok.expiresAt - Date.now() > margin) return this.tok.value;
     await this.authenticate();
     return this.tok!.value;
   }

@@ -77,6 +77,8 @@ export interface LoggedRequest {
   query: string;
   microversion?: string;
   body?: unknown;
+  /** the answer's status code */
+  status?: number;
 }
 
 export interface FakeCloudOptions {
@@ -300,6 +302,7 @@ export class FakeCloud {
     // never keep credentials in the log
     if (body !== undefined && !p.endsWith('/auth/tokens')) logged.body = body;
     this.log.push(logged);
+    res.on('finish', () => (logged.status = res.statusCode));
 
     if (p === '/openstack/latest/meta_data.json') return this.metadata(res);
     if (p === '/identity' || p === '/identity/v3' || p.startsWith('/identity/')) return this.keystone(method, p, req, res, body);
