@@ -133,7 +133,7 @@ export function describePolicy(p: RetentionPolicy): string {
   });
   let s = keeps.length ? `${keeps.join(', ')} snapshots` : '';
   if (withins.length) s += (s ? ', ' : '') + withins.join(', ');
-  if (p.tags && p.tags.length) s += (s ? ' and ' : '') + `all snapshots with tags ${p.tags.map(tagListString).join(' ')}`;
+  if (p.tags && p.tags.length) s += (s ? ' and ' : '') + `all snapshots with tags [${p.tags.map(tagListString).join(' ')}]`;
   if (!isZero(p.within)) s += (s ? ' and ' : '') + `all snapshots within ${formatRetentionDuration(p.within!)} of the newest`;
   return `keep ${s}`;
 }

@@ -114,6 +114,15 @@ describe.each(['local', 's3'] as const)('forget (%s)', (kind) => {
     expect(g2.reasons[0]!.matches).toEqual(['daily snapshot', 'monthly snapshot']);
     expect(await snapshots()).toHaveLength(6);
 
+    const within = JSON.parse((await runCli(['forget', '--keep-within', '7d', '--keep-last', 'unlimited', '--group-by', 'host', '--dry-run', '--json'], env)).stdout) as ForgetGroupJson[];
+    expect(within.map((g) => [g.group_key.hostname, g.reasons.map((x) => x.matches.join('+'))])).toEqual([
+      ['vm-1', ['within 7d+last snapshot', 'last snapshot', 'last snapshot', 'last snapshot', 'last snapshot']],
+      ['vm-2', ['within 7d+last snapshot']],
+    ]);
+    const bad = await runCli(['forget', '--keep-within', '1w'], env);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/--keep-within: invalid duration "1w": unknown unit "w"/);
+
     const human = await runCli(['forget', '--keep-daily', '2', '--keep-monthly', '2', '--dry-run'], env);
     expect(human.code).toBe(0);
     expect(human.stdout).toContain('Applying Policy: keep 2 daily, 2 monthly snapshots');

@@ -242,7 +242,7 @@ describe('--keep-within and --keep-within-*', () => {
       ['2022-06-01 00:00:00', ['yearly within 2y']],
     ]);
     expect(describePolicy({ withinDaily: D('7d'), withinWeekly: D('1m'), tags: [['a', 'b']], within: D('2d') })).toBe(
-      'keep daily snapshots within 7d, weekly snapshots within 1m and all snapshots with tags [a, b] and all snapshots within 2d of the newest',
+      'keep daily snapshots within 7d, weekly snapshots within 1m and all snapshots with tags [[a, b]] and all snapshots within 2d of the newest',
     );
   });
 

@@ -217,9 +217,10 @@ export function registerForget(program: Command): void {
         if (out.json) out.result(JSON.stringify(groups.map(jsonGroup)));
         if (failed.length > 0) throw new Error(`failed to remove ${failed.length} of ${remove.length} snapshots`);
 
-        // --prune (issue 5, the prune work): when the option is set and `remove` is not empty, run the
-        // prune runner here — same repository, same exclusive lock, after the snapshot objects are
-        // gone (delete order: snapshots → index → packs), with `dryRun: opts.dryRun`.
+        // --prune goes here (left to the prune work of issue 5): register it with addPruneOptions(cmd)
+        // from ./prune.js, and when `opts.prune && remove.length > 0` (and nothing failed), run
+        // `await runPrune(ctx, repo, { ...pruneOptionsFrom(opts), dryRun: opts.dryRun })` — same
+        // repository, same exclusive lock, after the snapshot objects are gone (snapshots → index → packs).
       }, { lock: 'exclusive', sync: false });
     });
 }
