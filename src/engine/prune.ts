@@ -97,7 +97,12 @@ export async function pruneRepository(repo: Repository, opts: PruneOptions = {})
     const [id, why] = repo.unreadableIndex.entries().next().value!;
     throw new PruneRefusedError(`index file ${id} cannot be read (${why}); run "lifeboat repair index" first`);
   }
-  const snapshots = await repo.listSnapshots(); // throws on a damaged snapshot: its data must not go
+  const snapshots = await repo.listSnapshots();
+  if (repo.unreadableSnapshots.size > 0) {
+    // what it references is unknown, so nothing may be deleted
+    const [id, why] = repo.unreadableSnapshots.entries().next().value!;
+    throw new PruneRefusedError(`snapshot ${id} cannot be read (${why}); remove it with "lifeboat forget ${id.slice(0, 8)}" if it is lost, then prune`);
+  }
 
   const scratch = new ScratchDb(repo.cacheDir);
   try {

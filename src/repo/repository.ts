@@ -82,6 +82,8 @@ export class Repository {
   uploadedBytes = 0;
   /** Index files that could not be read at the last sync, with the reason (repair index mends them). */
   readonly unreadableIndex = new Map<string, string>();
+  /** Snapshots that could not be read at the last sync, with the reason. */
+  readonly unreadableSnapshots = new Map<string, string>();
   /** Longest time between index checkpoints while writing (LIFEBOAT_CHECKPOINT_INTERVAL). */
   checkpointMs = CHECKPOINT_MS;
   /**
@@ -333,14 +335,24 @@ export class Repository {
     return { added: added.length, removed: removed.length };
   }
 
+  /** Like syncIndex for snapshots: an unreadable one is skipped with a warning (prune then refuses). */
   async syncSnapshots(): Promise<{ added: number; removed: number }> {
     const { toFetch, removed } = await this.listingChanges('snapshots', this.cache.snapshotIds());
-    const added = await mapLimit(toFetch, 8, async (id) => {
+    this.unreadableSnapshots.clear();
+    const loaded = await mapLimit(toFetch, 8, async (id) => {
       const name = `snapshots/${id}`;
-      const snap = openJson(this.keys.encryption, 'snapshot', name, await this.getVerified(name), snapshotSchema);
-      if (snap.version !== 1) throw new UnsupportedVersionError(name, snap.version);
-      return { id, time: snap.time, json: JSON.stringify(snap) };
+      try {
+        const snap = openJson(this.keys.encryption, 'snapshot', name, await this.getVerified(name), snapshotSchema);
+        if (snap.version !== 1) throw new UnsupportedVersionError(name, snap.version);
+        return { id, time: snap.time, json: JSON.stringify(snap) };
+      } catch (e) {
+        if (!(e instanceof IntegrityError || e instanceof UnsupportedVersionError)) throw e;
+        this.unreadableSnapshots.set(id, e.message);
+        this.warn(`skipping ${name}: ${e.message}`);
+        return null;
+      }
     });
+    const added = loaded.filter((a): a is { id: string; time: string; json: string } => a !== null);
     this.cache.applySnapshotChanges(added, removed);
     return { added: added.length, removed: removed.length };
   }

@@ -41,7 +41,7 @@ export function registerCheck(program: Command): void {
               else ctx.out.info(`note: ${f.message}`);
             },
           }).finally(bar.stop),
-        { lock: 'shared' },
+        { lock: 'shared', sync: false },
       );
       const s = result.stats;
       if (ctx.out.json) {
