@@ -55,15 +55,6 @@ export function localTimeZone(): string {
   return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
 }
 
-/** Throws a one-line reason for a zone name Intl does not know. */
-export function checkTimeZone(tz: string): void {
-  try {
-    formatter(tz);
-  } catch {
-    throw new Error(`unknown time zone "${tz}" (use an IANA name such as Europe/Berlin, or UTC)`);
-  }
-}
-
 const formatters = new Map<string, Intl.DateTimeFormat>();
 
 function formatter(tz: string): Intl.DateTimeFormat {

@@ -18,7 +18,7 @@ import {
   planForget,
   type RetentionPolicy,
 } from '../../src/engine/retention.js';
-import { addDate, isoWeek, parseInstant, parseTimeArgument, wallClock } from '../../src/engine/zoned-time.js';
+import { addDate, fromWallClock, isoWeek, parseInstant, parseTimeArgument, wallClock } from '../../src/engine/zoned-time.js';
 import type { SnapshotEntry } from '../../src/engine/snapshot-select.js';
 
 let seq = 0;
@@ -396,6 +396,11 @@ describe('edge cases', () => {
     expect(new Date(addDate(Date.parse('2023-03-31T12:00:00Z'), 'UTC', 0, -1, 0)).toISOString()).toBe('2023-03-03T12:00:00.000Z');
     expect(new Date(addDate(Date.parse('2024-02-29T00:00:00Z'), 'UTC', -1, 0, 0)).toISOString()).toBe('2023-03-01T00:00:00.000Z');
     expect(wallClock(Date.parse('2024-07-01T00:00:00Z'), 'Europe/Berlin')).toMatchObject({ year: 2024, month: 7, day: 1, hour: 2 });
+    // wall times in a DST gap or overlap resolve as Go's time.Date does
+    const w = (day: number, hour: number, month: number) => ({ year: 2024, month, day, hour, minute: 30, second: 0, millisecond: 0 });
+    expect(new Date(fromWallClock(w(31, 2, 3), 'Europe/Berlin')).toISOString()).toBe('2024-03-31T01:30:00.000Z'); // 02:30 does not exist: 03:30 CEST
+    expect(new Date(fromWallClock(w(27, 2, 10), 'Europe/Berlin')).toISOString()).toBe('2024-10-27T01:30:00.000Z'); // 02:30 twice: the CET one
+    expect(new Date(fromWallClock(w(27, 1, 10), 'Europe/Berlin')).toISOString()).toBe('2024-10-26T23:30:00.000Z');
     expect(parseTimeArgument('2012-11-01 22:08:41', 'Europe/Berlin').toISOString()).toBe('2012-11-01T21:08:41.000Z');
     expect(parseTimeArgument('2012-11-01T22:08:41Z', 'Europe/Berlin').toISOString()).toBe('2012-11-01T22:08:41.000Z');
     expect(() => parseTimeArgument('yesterday', 'UTC')).toThrow(/invalid time/);
