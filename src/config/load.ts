@@ -78,6 +78,13 @@ function describeIssue(iss: Issue, doc: Document, lc: LineCounter, file: string)
         const tp = p[p.length - 1] === 'type' ? p : [...p, 'type'];
         return [`${at(tp)}: ${field(tp)}: ${has(doc, tp) ? 'must be one of postgres, mysql, sqlite, command' : 'required (postgres, mysql, sqlite or command)'}`];
       }
+      {
+        // the alternative that got furthest (a mapping with a bad field rather than "not a string")
+        const branches = (iss.errors ?? []).filter((b) => b.length > 0 && !(b.length === 1 && b[0]!.code === 'invalid_type' && b[0]!.path.length === 0));
+        const depth = (b: Issue[]) => Math.max(...b.map((i) => i.path.length));
+        const best = branches.sort((a, b) => depth(b) - depth(a))[0];
+        if (best && depth(best) > 0) return best.flatMap((sub) => describeIssue({ ...sub, path: [...iss.path, ...sub.path] } as Issue, doc, lc, file));
+      }
       return [`${at(p)}: ${field(p)}: ${iss.message}`];
     case 'invalid_key':
       return [`${at(p, true)}: ${field(p)}: invalid name (${iss.issues[0]?.message ?? iss.message})`];
