@@ -18,6 +18,9 @@ import { registerRepair } from './commands/repair.js';
 import { registerList } from './commands/list.js';
 import { registerUnlock } from './commands/unlock.js';
 import { registerInstanceSnapshot } from './commands/instance-snapshot.js';
+import { registerPreUpgrade } from './commands/pre-upgrade.js';
+import { registerHooks } from './commands/hooks.js';
+import { registerGuard } from './commands/guard.js';
 import { registerForget } from './commands/forget.js';
 
 /** The whole command-line program; each command lives in its own file under commands/. */
@@ -55,6 +58,9 @@ export function buildProgram(): Command {
   registerList(program);
   registerUnlock(program);
   registerInstanceSnapshot(program);
+  registerPreUpgrade(program);
+  registerHooks(program);
+  registerGuard(program);
   registerForget(program);
   return program;
 }

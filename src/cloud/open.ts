@@ -39,7 +39,8 @@ export function snapshotDefaults(config: LifeboatConfig | undefined, type: strin
   }
   return {
     rotation: named?.rotation ?? pre?.rotation ?? (type === 'pre-upgrade' ? PRE_UPGRADE_ROTATION : DEFAULT_ROTATION),
-    wait: named?.wait ?? pre?.wait ?? false,
+    // before an upgrade the point in time exists only once the snapshot is done: wait by default
+    wait: named?.wait ?? pre?.wait ?? type === 'pre-upgrade',
     timeoutMs,
   };
 }

@@ -42,11 +42,13 @@ export const instanceSnapshotsSchema = z
     rotations: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), instanceSnapshotRotationSchema).default({}),
     pre_upgrade: z
       .object({
-        mode: z.enum(['snapshot', 'files', 'both']).default('both'),
+        /** default both; when unset, a part that cannot run here (no cloud, no repository) is skipped */
+        mode: z.enum(['snapshot', 'files', 'both']).optional(),
         rotation: z.number().int().min(0).default(3),
         paths: z.array(z.string().min(1)).optional(),
         fail: z.enum(['open', 'closed']).default('open'),
-        wait: z.boolean().default(false),
+        /** wait for the instance snapshot to complete before the upgrade goes on (default true) */
+        wait: z.boolean().optional(),
         /** How long the snapshot may take (waiting for a busy server, and with wait). */
         timeout: z.string().min(1).optional(),
       })
