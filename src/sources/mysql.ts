@@ -45,6 +45,8 @@ export class MysqlSource implements DatabaseSource {
     if (optionFile) a.push(`--defaults-extra-file=${optionFile}`);
     a.push(`--user=${this.entry.user}`);
     if (this.entry.socket) a.push('--protocol=SOCKET', `--socket=${this.entry.socket}`);
+    // "localhost" means the default socket to MySQL clients; any other host means TCP
+    else if (this.entry.host === 'localhost') a.push('--host=localhost');
     else if (this.entry.host) a.push('--protocol=TCP', `--host=${this.entry.host}`, `--port=${this.entry.port}`);
     return a;
   }
