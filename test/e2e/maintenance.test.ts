@@ -208,8 +208,11 @@ describe.each(['local', 's3'] as const)('check names damage and repair mends it 
       const refused = await runCli(['prune', '--grace', '0s'], { ...env, LIFEBOAT_CACHE_DIR: path.join(dir, 'fresh-cache') });
       expect(refused.code).toBe(1);
       expect(refused.stderr).toMatch(/cannot be read/);
-      await ok(['forget', name.split('/').at(-1)!], env);
-      await ok(['prune', '--grace', '0s'], env);
+      const fresh = { ...env, LIFEBOAT_CACHE_DIR: path.join(dir, 'fresh-cache') };
+      const forgot = await runCli(['forget', name.split('/').at(-1)!.slice(0, 12), '--prune', '--grace', '0s'], fresh);
+      expect(forgot.code, forgot.stderr).toBe(0);
+      expect(forgot.stdout).toMatch(/removed unreadable snapshot/);
+      expect(await snapshotIds(env)).toEqual([]);
       expect((await check(env, '--read-data')).code).toBe(0);
     }
     fs.rmSync(dir, { recursive: true, force: true });

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { CliContext } from '../context.js';
 import { UsageError } from '../exit-codes.js';
 import { table } from '../output.js';
+import { addPruneOptions, pruneOptionsFrom, runPrune, type PruneCliOptions } from './prune.js';
 import { findSnapshot, type SnapshotEntry } from '../../engine/snapshot-select.js';
 import {
   DEFAULT_GROUP_BY,
@@ -21,7 +22,8 @@ import {
 } from '../../engine/retention.js';
 import { formatWallClock, localTimeZone, parseInstant } from '../../engine/zoned-time.js';
 
-interface ForgetCliOptions {
+interface ForgetCliOptions extends PruneCliOptions {
+  prune?: boolean;
   keepLast?: string;
   keepHourly?: string;
   keepDaily?: string;
@@ -119,7 +121,7 @@ function snapshotTable(list: SnapshotEntry[], tz: string, reasons?: Map<string, 
 }
 
 export function registerForget(program: Command): void {
-  program
+  const cmd = program
     .command('forget')
     .description('remove snapshots: the given ones, or those a --keep-* policy does not keep (data is freed by prune)')
     .argument('[snapshot...]', 'snapshot ids (or unique prefixes, or latest) to remove; without them, the policy decides')
@@ -142,7 +144,8 @@ export function registerForget(program: Command): void {
     .option('--path <path>', 'only consider snapshots that include this path (repeatable: all of them)', collect, [])
     .option('-g, --group-by <group>', 'group snapshots by host, paths and/or tags, comma-separated (\'\' = one group)', 'host,paths')
     .option('-n, --dry-run', 'print what would be removed, remove nothing')
-    .action(async (refs: string[], opts: ForgetCliOptions, cmd: Command) => {
+    .option('--prune', 'run prune afterwards, under the same lock (takes prune\'s options)');
+  addPruneOptions(cmd).action(async (refs: string[], opts: ForgetCliOptions, cmd: Command) => {
       const ctx = CliContext.from(cmd);
       const out = ctx.out;
       const tz = localTimeZone();
@@ -153,6 +156,7 @@ export function registerForget(program: Command): void {
       } catch (e) {
         throw new UsageError(`--group-by: ${(e as Error).message}`);
       }
+      const pruneOptions = pruneOptionsFrom(opts);
       const filter: ForgetFilter = { hosts: opts.host, tags: opts.tag.map(parseTagList), paths: opts.path };
       if (refs.length > 0 && (!isEmptyPolicy(policy) || opts.unsafeAllowRemoveAll)) {
         throw new UsageError('give snapshot ids or a --keep-* policy, not both');
@@ -164,6 +168,13 @@ export function registerForget(program: Command): void {
         if (refs.length > 0) {
           const picked = new Map<string, SnapshotEntry>();
           for (const ref of refs) {
+            // a damaged snapshot cannot be listed, but it can be forgotten by its id
+            const broken = [...repo.unreadableSnapshots.keys()].filter((id) => id.startsWith(ref));
+            if (broken.length === 1 && /^[0-9a-f]{4,64}$/.test(ref)) {
+              if (!opts.dryRun) await repo.deleteSnapshot(broken[0]!);
+              out.info(`${opts.dryRun ? 'would remove' : 'removed'} unreadable snapshot ${broken[0]!.slice(0, 8)}`);
+              continue;
+            }
             try {
               const e = findSnapshot(all, ref, { hosts: opts.host, tags: opts.tag, paths: opts.path });
               picked.set(e.id, e);
@@ -217,10 +228,9 @@ export function registerForget(program: Command): void {
         if (out.json) out.result(JSON.stringify(groups.map(jsonGroup)));
         if (failed.length > 0) throw new Error(`failed to remove ${failed.length} of ${remove.length} snapshots`);
 
-        // --prune goes here (left to the prune work of issue 5): register it with addPruneOptions(cmd)
-        // from ./prune.js, and when `opts.prune && remove.length > 0` (and nothing failed), run
-        // `await runPrune(ctx, repo, { ...pruneOptionsFrom(opts), dryRun: opts.dryRun })` — same
-        // repository, same exclusive lock, after the snapshot objects are gone (snapshots → index → packs).
+        // prune under the same exclusive lock, after the snapshot objects are gone (snapshots → index → packs);
+        // with --json its result is a second JSON document after forget's one-line array
+        if (opts.prune && remove.length > 0) await runPrune(ctx, repo, { ...pruneOptions, dryRun: !!opts.dryRun });
       }, { lock: 'exclusive', sync: false });
     });
 }
