@@ -49,7 +49,7 @@ export function findFrontend(startPid = process.ppid, proc = '/proc'): ProcStat 
     if (!st) return null;
     const argv0 = path.basename(cmdline(pid, proc)[0] ?? '');
     const script = path.basename(cmdline(pid, proc)[1] ?? '');
-    if (FRONTENDS.has(st.comm) || FRONTENDS.has(argv0) || (/^python/.test(st.comm) && FRONTENDS.has(script))) return st;
+    if (FRONTENDS.has(st.comm) || FRONTENDS.has(argv0) || (/^python/.test(argv0) && FRONTENDS.has(script))) return st;
     pid = st.ppid;
   }
   return null;
