@@ -136,6 +136,13 @@ describe('image-backed server (createBackup)', () => {
     expect(r.stderr).toMatch(/deleted while uploading/);
   });
 
+  it('an image left saving after Nova finished fails after a grace period', async () => {
+    f.cloud.uploadOutcome = 'stalled';
+    const r = await runCli(['instance-snapshot', 'create', '--wait'], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/is still saving but Nova finished with the server/);
+  });
+
   it('--wait times out with a clear line', async () => {
     await f.close();
     f = await startFakeCloud({ stepMs: 5000 });

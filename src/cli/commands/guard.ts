@@ -53,6 +53,7 @@ export function registerGuard(program: Command): void {
         const r = await preUpgradeFromCli(ctx, { reason: o.reason ?? 'guard', ...(o.mode ? { mode: o.mode } : {}), ...(o.wait !== undefined ? { wait: o.wait } : {}), ...(o.timeout ? { timeout: o.timeout } : {}) }, {
           labels: { trigger: 'guard', command: clip(line) },
           transaction: [`command: ${line}`],
+          progress: (l) => process.stderr.write(`lifeboat: ${l}\n`),
         });
         ok = r.ok;
         message = ok ? describePreUpgrade(r).join('; ') : preUpgradeFailure(r);

@@ -160,6 +160,7 @@ export function registerHooks(program: Command): void {
         result = await preUpgradeFromCli(ctx, { reason: o.reason ?? `${kind} upgrade`, ...(o.mode ? { mode: o.mode } : {}), ...(o.wait !== undefined ? { wait: o.wait } : {}), ...(o.timeout ? { timeout: o.timeout } : {}) }, {
           labels: { trigger: kind, packages: clip(changes.join(', ') || '(unknown)'), package_count: String(changes.length) },
           transaction: changes,
+          progress: log,
         });
         ok = result.ok;
         message = ok ? describePreUpgrade(result).join('; ') : preUpgradeFailure(result);

@@ -29,7 +29,7 @@ export function parseMode(m: string | undefined): PreUpgradeMode | undefined {
 export async function preUpgradeFromCli(
   ctx: CliContext,
   o: PreUpgradeCliOptions,
-  extra: { labels?: Record<string, string>; transaction?: string[] } = {},
+  extra: { labels?: Record<string, string>; transaction?: string[]; progress?: (line: string) => void } = {},
 ): Promise<PreUpgradeResult> {
   const pre = ctx.config?.config.instance_snapshots?.pre_upgrade;
   const flagMode = parseMode(o.mode);
@@ -54,7 +54,7 @@ export async function preUpgradeFromCli(
     stateDir: stateDir(),
     openProvider: () => openProvider(ctx.config, (l) => ctx.out.debug(l)),
     withRepository: hasRepo ? (fn) => ctx.withRepository(fn, { lock: 'shared' }) : null,
-    onProgress: (l) => ctx.out.debug(l),
+    onProgress: extra.progress ?? ((l) => ctx.out.debug(l)),
     onFileError: (p, reason) => process.stderr.write(`error: ${p}: ${reason}\n`),
   });
 }

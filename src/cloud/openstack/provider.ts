@@ -17,6 +17,7 @@ import type {
 } from '../provider.js';
 import { CloudError } from '../errors.js';
 import { errorMessage } from './http.js';
+import { execFile } from 'node:child_process';
 import type { KeystoneSession } from './keystone.js';
 import { Nova, type NovaServer } from './nova.js';
 import { Glance, type GlanceImage } from './glance.js';
@@ -34,6 +35,16 @@ export interface OpenStackProviderOptions {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Flush the guest's dirty pages before the hypervisor takes the disk (best effort, bounded). */
+function syncDisks(): Promise<void> {
+  return new Promise((resolve) => {
+    execFile('sync', { timeout: 60_000 }, () => resolve());
+  });
+}
+
+/** An image still queued/saving this long after Nova's task_state went back to null has failed. */
+const STALLED_GRACE_MS = 60_000;
 
 /** Cinder snapshot ids referenced by a volume-backed image's block_device_mapping (a JSON string in Glance v2). */
 export function bdmSnapshotIds(img: GlanceImage): string[] {
@@ -146,6 +157,7 @@ export class OpenStackProvider implements InstanceSnapshotProvider {
 
     let imageId: string | undefined;
     for (let attempt = 0; ; attempt++) {
+      await syncDisks();
       const body = volumeBacked
         ? { createImage: { name, metadata } }
         : { createBackup: { name, backup_type: o.type, rotation: o.rotation, metadata } };
@@ -220,6 +232,7 @@ export class OpenStackProvider implements InstanceSnapshotProvider {
   private async waitImageBacked(serverId: string, imageId: string, rotation: number, deadline: number, onProgress?: (l: string) => void): Promise<GlanceImage | null> {
     let last = '';
     let sawActive: GlanceImage | null = null;
+    let idleSince = 0;
     for (;;) {
       const img = await this.glance.get(imageId);
       if (!img) {
@@ -235,11 +248,18 @@ export class OpenStackProvider implements InstanceSnapshotProvider {
       } else {
         if (img.status !== last) onProgress?.(`image ${imageId}: ${img.status}`);
         last = img.status;
+        const s = await this.nova.getServer(serverId);
+        const idle = (s['OS-EXT-STS:task_state'] ?? null) === null;
         if (img.status === 'active') {
           sawActive = img;
-          const s = await this.nova.getServer(serverId);
-          if ((s['OS-EXT-STS:task_state'] ?? null) === null) return img;
-        }
+          if (idle) return img;
+        } else if (idle) {
+          // Nova is done with the server but the image never became active
+          idleSince ||= Date.now();
+          if (Date.now() - idleSince > Math.min(STALLED_GRACE_MS, this.opts.pollMs * 20)) {
+            throw this.err('failed', `image ${imageId} is still ${img.status} but Nova finished with the server: the snapshot failed`);
+          }
+        } else idleSince = 0;
       }
       if (Date.now() >= deadline) throw this.err('timeout', `image ${imageId} not complete at the timeout (status ${img?.status ?? 'gone'})`);
       await sleep(Math.min(this.opts.pollMs, Math.max(0, deadline - Date.now())));

@@ -113,7 +113,7 @@ export class FakeCloud {
   /** the next N snapshot actions answer 409 as if the server were busy */
   conflictNext = 0;
   /** how image uploads end */
-  uploadOutcome: 'active' | 'killed' | 'deleted' = 'active';
+  uploadOutcome: 'active' | 'killed' | 'deleted' | 'stalled' = 'active';
   /** Cinder snapshots whose delete bounces back to `available` (Ceph clones) */
   busySnapshots = new Set<string>();
   /** Glance images whose delete answers 409 (in use) */
@@ -611,6 +611,7 @@ export class FakeCloud {
     this.later(step * (steps.length + 1), () => {
       if (this.uploadOutcome === 'killed') img.status = 'killed';
       else if (this.uploadOutcome === 'deleted') this.images.delete(img.id);
+      else if (this.uploadOutcome === 'stalled') img.status = 'saving';
       else {
         img.status = 'active';
         img.size = 1_073_741_824;
