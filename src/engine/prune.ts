@@ -154,7 +154,7 @@ export async function pruneRepository(repo: Repository, opts: PruneOptions = {})
             usedBytes: 0,
             unusedBlobs: 0,
             unusedBytes: 0,
-            young: now - storedPacks.get(b.packId)!.mtimeMs < grace,
+            young: grace > 0 && now - storedPacks.get(b.packId)!.mtimeMs < grace,
           });
         }
         const p = packs[ord]!;
@@ -212,7 +212,7 @@ export async function pruneRepository(repo: Repository, opts: PruneOptions = {})
       }
     }
     const unreferenced = [...storedPacks.values()].filter((o) => !sizes.has(o.id));
-    const unrefDelete = unreferenced.filter((o) => now - o.mtimeMs >= grace);
+    const unrefDelete = unreferenced.filter((o) => grace <= 0 || now - o.mtimeMs >= grace);
     const summary: PrunePlanSummary = {
       snapshots: snapshots.length,
       packs: storedPacks.size,
