@@ -18,7 +18,13 @@ import type { DatabaseSource, DumpUnit, RestoreRequest, RestoreResult, SourceCon
 export async function sqliteBackup(source: string, dest: string, timeoutMs: number): Promise<void> {
   let db: Database.Database;
   try {
-    db = new Database(source, { readonly: true, fileMustExist: true });
+    // read-write when we may (nothing is written, but a hot journal left by a crashed writer must be
+    // rolled back before anyone can read), else read-only
+    try {
+      db = new Database(source, { fileMustExist: true });
+    } catch {
+      db = new Database(source, { readonly: true, fileMustExist: true });
+    }
   } catch (e) {
     throw new Error(`cannot open SQLite database ${source}: ${(e as Error).message}`);
   }

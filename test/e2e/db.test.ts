@@ -6,9 +6,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initCliRepo, runCli, type RunResult } from '../helpers/cli.js';
-import { makeTempDir } from '../helpers/storage-backends.js';
+import { deleteBucket, makeTempDir, s3Endpoint } from '../helpers/storage-backends.js';
 import {
   holdLock,
   mariadb,
@@ -88,6 +88,14 @@ function tmpDirEmpty(): void {
     if (fs.existsSync(t)) expect(fs.readdirSync(t)).toEqual([]);
   }
 }
+
+const buckets: string[] = [];
+afterAll(async () => {
+  await Promise.allSettled(buckets.map((b) => deleteBucket(s3Endpoint(), b)));
+});
+
+/** A password with every character that needs escaping somewhere: .pgpass, option files, shells. */
+const NASTY = `p:a\\ss "w'o$rd #1;`;
 
 beforeAll(async () => {
   pg = pgServer();
@@ -215,6 +223,28 @@ describe('PostgreSQL', () => {
     expectNoSecrets();
   });
 
+  it('passwords with : \\ " \' $ # ; and spaces work, and an S3 repository holds the dumps', async () => {
+    const role = uniqueName('nasty');
+    const db = uniqueName('s3db');
+    psql(pg, 'postgres', `CREATE ROLE ${role} LOGIN SUPERUSER PASSWORD '${NASTY.replace(/'/g, "''")}'`);
+    pgCreate(pg, db, 100);
+    const before = pgFingerprint(pg, db);
+    const s3dir = await makeTempDir();
+    const s3env = await initCliRepo('s3', s3dir, buckets);
+    const pw = path.join(dir, 'nasty.pass');
+    fs.writeFileSync(pw, NASTY + '\n');
+    writeConfig(`databases:\n  n:\n    type: postgres\n    host: ${pg.host}\n    port: ${pg.port}\n    user: ${role}\n    password_file: nasty.pass\n    databases: [${db}]\n`);
+    const dump = await runCli(['--config', path.join(dir, 'lifeboat.yaml'), 'db', 'dump', 'n'], s3env);
+    expect(dump.stderr).toBe('');
+    expect(dump.code).toBe(0);
+    const restore = await runCli(['--config', path.join(dir, 'lifeboat.yaml'), 'db', 'restore', 'n', '--json'], s3env);
+    expect(restore.code).toBe(0);
+    const res = JSON.parse(restore.stdout) as { target: string; replaced: boolean };
+    expect(res.replaced).toBe(false);
+    expect(pgFingerprint(pg, res.target)).toEqual(before);
+    for (const o of [dump.stdout, dump.stderr, restore.stdout, restore.stderr]) expect(o).not.toContain(NASTY);
+  });
+
   it('says which package to install when pg_dump is missing', async () => {
     writeConfig(`databases:\n${pgEntry('main', '[postgres]')}`);
     const empty = path.join(dir, 'empty-bin');
@@ -302,6 +332,22 @@ describe('MariaDB', () => {
     expect((await snapshots()).length).toBe(before);
     tmpDirEmpty();
     expectNoSecrets();
+  });
+
+  it('a password with : \\ " \' $ # ; and spaces reaches mariadb-dump intact', async () => {
+    const user = uniqueName('nasty');
+    const db = uniqueName('pwdb');
+    mariadb(my, `CREATE USER '${user}'@'%' IDENTIFIED BY '${NASTY.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'; GRANT ALL ON *.* TO '${user}'@'%'`);
+    myCreate(my, db, 50);
+    const before = myFingerprint(my, db);
+    writeConfig(`databases:\n  n:\n    type: mysql\n    host: ${my.host}\n    port: ${my.port}\n    user: ${user}\n    password_env: LB_NASTY\n    databases: [${db}]\n`);
+    const dump = await cli(['db', 'dump', 'n'], { LB_NASTY: NASTY });
+    expect(dump.stderr).toBe('');
+    expect(dump.code).toBe(0);
+    const restore = await cli(['db', 'restore', 'n', '--into', `${db}_copy`], { LB_NASTY: NASTY });
+    expect(restore.code).toBe(0);
+    expect(myFingerprint(my, `${db}_copy`)).toEqual(before);
+    for (const o of outputs) expect(o).not.toContain(NASTY);
   });
 
   it('says which package to install when mariadb-dump is missing', async () => {
