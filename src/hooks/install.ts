@@ -14,9 +14,11 @@ export type HookKind = 'apt' | 'dnf' | 'dnf5';
 export const HOOK_KINDS: HookKind[] = ['apt', 'dnf', 'dnf5'];
 
 export interface HookSettings {
-  mode: 'snapshot' | 'files' | 'both';
+  /** unset: the config's pre_upgrade.mode at run time (default both, skipping what cannot run here) */
+  mode?: 'snapshot' | 'files' | 'both';
   fail: 'open' | 'closed';
-  wait: boolean;
+  /** unset: the config's pre_upgrade.wait at run time (default: wait) */
+  wait?: boolean;
   /** the lifeboat command, e.g. /usr/bin/lifeboat or "/usr/bin/node /opt/lifeboat/dist/cli/main.js" */
   command: string;
   /** lifeboat's config file, passed as --config */
@@ -48,16 +50,15 @@ function runArgs(kind: HookKind, s: HookSettings): string[] {
     'hooks',
     'run',
     kind,
-    '--mode',
-    s.mode,
+    ...(s.mode ? ['--mode', s.mode] : []),
     '--fail',
     s.fail,
-    s.wait ? '--wait' : '--no-wait',
+    ...(s.wait === undefined ? [] : [s.wait ? '--wait' : '--no-wait']),
   ];
 }
 
 function markerLine(kind: HookKind, s: HookSettings, comment: string): string {
-  return `${comment} ${MARKER} kind=${kind} mode=${s.mode} fail=${s.fail} wait=${s.wait}${s.configFile ? ` config=${s.configFile}` : ''}`;
+  return `${comment} ${MARKER} kind=${kind} mode=${s.mode ?? 'config'} fail=${s.fail} wait=${s.wait ?? 'config'}${s.configFile ? ` config=${s.configFile}` : ''}`;
 }
 
 export function aptConf(s: HookSettings): string {

@@ -93,11 +93,11 @@ describe.skipIf(!canRunApt)('apt hook (real apt-get)', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const conf = fs.readFileSync(APT_CONF, 'utf8');
-    expect(conf).toContain(`DPkg::Pre-Install-Pkgs { "${process.execPath} ${fs.realpathSync(CLI)} --config ${t.config} hooks run apt --mode both --fail open --wait || true"; };`);
+    expect(conf).toContain(`DPkg::Pre-Install-Pkgs { "${process.execPath} ${fs.realpathSync(CLI)} --config ${t.config} hooks run apt --fail open || true"; };`);
     expect(conf).toContain(`DPkg::Tools::Options::${process.execPath}::Version "3";`);
     const st = await runCli(['--json', 'hooks', 'status'], t.env);
     const j = JSON.parse(st.stdout) as { hooks: { kind: string; installed: boolean; settings: Record<string, string> }[] };
-    expect(j.hooks.find((h) => h.kind === 'apt')).toMatchObject({ installed: true, settings: { mode: 'both', fail: 'open', wait: 'true' } });
+    expect(j.hooks.find((h) => h.kind === 'apt')).toMatchObject({ installed: true, settings: { mode: 'config', fail: 'open', wait: 'config' } });
   });
 
   it('apt-get install ./tiny.deb takes exactly one rollback point, with the package list', async () => {

@@ -113,6 +113,14 @@ describe('image-backed server (createBackup)', () => {
     expect(f.cloud.requests((q) => q.method === 'POST' && q.path.endsWith('/action'))).toHaveLength(3);
   });
 
+  it('a server in vm_state error is refused at once (waiting cannot help)', async () => {
+    f.web1.vmState = 'error';
+    const r = await runCli(['instance-snapshot', 'create', '--timeout', '10m'], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/is in vm_state error/);
+    expect(f.cloud.requests((q) => q.method === 'POST' && q.path.endsWith('/action'))).toHaveLength(0);
+  });
+
   it('a server busy past the timeout: one line, exit 1', async () => {
     f.cloud.busyFor(f.web1.id, 'image_uploading', 20_000);
     const r = await runCli(['instance-snapshot', 'create', '--timeout', '1s'], env);
@@ -245,6 +253,26 @@ describe('boot-from-volume server (createImage + lifeboat rotation)', () => {
     expect(b.kept).toEqual([a.snapshot.id]);
     expect(f.cloud.images.has(a.snapshot.id)).toBe(true);
     expect(f.cloud.snapshots.get(a.snapshot.volume_snapshots[0]!)!.status).toBe('available');
+  });
+
+  it('rotation leaves alone images whose volume snapshots belong to another server (inherited lifeboat properties)', async () => {
+    const a = json<CreateJson>((await runCli(['--json', 'instance-snapshot', 'create', '--rotation', '1'], env)).stdout);
+    // a server booted from db1's snapshot inherits lifeboat:* image properties: its image names db1
+    const other = f.cloud.addServer({ name: 'clone', projectId: f.projectId, userId: f.demo.id, volumeBacked: true });
+    const snap = { id: 'c0ffee00-0000-4000-8000-000000000001', volumeId: other.volumes[0]!, projectId: f.projectId, status: 'available', name: 's', size: 20, createdAt: '2024-01-01T00:00:00.000000' };
+    f.cloud.snapshots.set(snap.id, snap);
+    const foreign = f.cloud.addImage({
+      owner: f.projectId, name: 'clone-snap', size: 0, bdm_v2: 'True',
+      block_device_mapping: JSON.stringify([{ source_type: 'snapshot', destination_type: 'volume', snapshot_id: snap.id, boot_index: 0 }]),
+      'lifeboat:instance': f.db1.id, 'lifeboat:type': 'manual', 'lifeboat:time_ms': String(Date.now() - 5000), _ms: Date.now() - 5000,
+    });
+    const r = await runCli(['--json', 'instance-snapshot', 'create', '--rotation', '1'], env);
+    expect(r.code).toBe(0);
+    const b = json<CreateJson>(r.stdout);
+    expect(b.rotated).toEqual([a.snapshot.id]);
+    expect(b.kept).toEqual([foreign.id]);
+    expect(f.cloud.snapshots.has(snap.id)).toBe(true);
+    expect(f.cloud.images.has(foreign.id)).toBe(true);
   });
 
   it('rotation 0 and protected images', async () => {

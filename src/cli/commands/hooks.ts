@@ -68,10 +68,12 @@ export function registerHooks(program: Command): void {
       const ctx = CliContext.from(c);
       const kind = parseKind(manager);
       const pre = ctx.config?.config.instance_snapshots?.pre_upgrade;
+      const mode = parseMode(o.mode);
       const settings: HookSettings = {
-        mode: parseMode(o.mode) ?? pre?.mode ?? 'both',
+        // mode and wait given here are fixed in the hook; else the config decides at each run
+        ...(mode ? { mode } : {}),
         fail: parseFail(o.fail) ?? pre?.fail ?? 'open',
-        wait: o.wait ?? pre?.wait ?? true,
+        ...(o.wait !== undefined ? { wait: o.wait } : {}),
         command: o.command ?? defaultCommand(),
         ...(ctx.config ? { configFile: ctx.config.file } : {}),
       };
@@ -82,7 +84,8 @@ export function registerHooks(program: Command): void {
         throw new UsageError(`hooks install ${kind}: ${(e as Error).message}`);
       }
       if (ctx.out.json) return ctx.out.printJson({ kind, files, mode: settings.mode, fail: settings.fail, wait: settings.wait, command: settings.command });
-      ctx.out.result(`installed the ${kind} hook (mode ${settings.mode}, fail ${settings.fail}, ${settings.wait ? 'wait' : 'no wait'}): ${files.join(', ')}`);
+      const how = (v: unknown, name: string) => (v === undefined ? `${name} from the config` : `${name} ${String(v)}`);
+      ctx.out.result(`installed the ${kind} hook (${how(settings.mode, 'mode')}, fail ${settings.fail}, ${how(settings.wait, 'wait')}): ${files.join(', ')}`);
       if (kind === 'dnf5') ctx.out.info('the dnf5 hook needs the actions plugin (package libdnf5-plugin-actions)');
     });
 

@@ -12,6 +12,9 @@ export const P = {
   version: 'lifeboat:version',
 } as const;
 
+/** Extra labels the hooks and guard set; empty when not given. */
+export const INHERITABLE_EXTRAS = ['trigger', 'packages', 'package_count', 'command'];
+
 /** Nova: keys ^[a-zA-Z0-9-_:. ]{1,255}$, string values of at most 255 characters. */
 const KEY = /^[a-zA-Z0-9-_:. ]{1,255}$/;
 
@@ -29,6 +32,9 @@ export function snapshotMetadata(serverId: string, type: string, labels: Snapsho
     [P.timeMs]: String(timeMs),
     [P.version]: programVersion(),
   };
+  // always set: a server booted from a lifeboat snapshot inherits the image's properties, and stale
+  // ones (another run's package list or command) must not describe this snapshot
+  for (const k of INHERITABLE_EXTRAS) md[`lifeboat:${k}`] = '';
   for (const [k, v] of Object.entries(labels.extra ?? {})) {
     const key = `lifeboat:${k}`;
     if (KEY.test(key)) md[key] = clip(v);

@@ -46,6 +46,9 @@ function syncDisks(): Promise<void> {
 /** An image still queued/saving this long after Nova's task_state went back to null has failed. */
 const STALLED_GRACE_MS = 60_000;
 
+/** nova/compute/api.py: backup/snapshot are allowed in these vm_states (with task_state null). */
+const SNAPSHOT_VM_STATES = ['active', 'stopped', 'paused', 'suspended'];
+
 /** Cinder snapshot ids referenced by a volume-backed image's block_device_mapping (a JSON string in Glance v2). */
 export function bdmSnapshotIds(img: GlanceImage): string[] {
   const raw = img.block_device_mapping;
@@ -136,6 +139,10 @@ export class OpenStackProvider implements InstanceSnapshotProvider {
     for (;;) {
       const s = await this.server();
       const ts = s['OS-EXT-STS:task_state'] ?? null;
+      const vm = s['OS-EXT-STS:vm_state'];
+      if (ts === null && vm && !SNAPSHOT_VM_STATES.includes(vm)) {
+        throw this.err('conflict', `server ${s.id} is in vm_state ${vm} (status ${s.status}): Nova snapshots only active, stopped, paused or suspended servers`);
+      }
       if (ts === null) return s;
       if (Date.now() >= deadline) {
         throw this.err('timeout', `server ${s.id} stayed busy (task_state ${ts}) until the timeout`);
@@ -174,6 +181,7 @@ export class OpenStackProvider implements InstanceSnapshotProvider {
         continue;
       }
       if (res.status === 409) {
+        if (/vm_state/.test(errorMessage(res))) throw this.ks.fail('Nova', action, res);
         if (Date.now() >= deadline) throw this.ks.fail('Nova', `${action} (server still busy at the timeout)`, res);
         o.onProgress?.(`server busy (409: ${errorMessage(res)}), retrying`);
         await sleep(Math.min(this.opts.pollMs * Math.min(1 + attempt, 4), Math.max(0, deadline - Date.now())));
