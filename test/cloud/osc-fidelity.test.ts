@@ -120,6 +120,12 @@ describe.skipIf(!haveOsc)('the real openstack client against the fake cloud', ()
     expect(f.cloud.requests((q) => q.path === '/image/v2/images' && q.query.includes('marker=')).length).toBeGreaterThanOrEqual(2);
   });
 
+  it('server backup create on a boot-from-volume server: Nova\'s 400', async () => {
+    const r = await osc(['server', 'backup', 'create', '--name', 'bkv', 'db1'], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/Backup is not supported for volume-backed instances/);
+  });
+
   it('a busy server: 409 ConflictException, exit 1', async () => {
     f.cloud.busyFor(f.web1.id, 'image_uploading', 2000);
     const r = await osc(['server', 'backup', 'create', '--name', 'bk2', '--type', 'daily', 'web1'], env);
