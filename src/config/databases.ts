@@ -8,6 +8,9 @@ import { durationSchema } from './duration.js';
 
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, _ . - (starting with a letter or digit)');
 
+/** Run the client tools as this system user (needs root), e.g. `postgres` for peer authentication. */
+const runAs = z.string().regex(/^[a-z_][a-z0-9_.-]*\$?$/i, 'a system user name').optional();
+
 /** Secrets come from a file or the environment, never from the config file itself. */
 const secretFields = {
   /** A file holding the password (one line; a trailing newline is ignored). Relative to the config file. */
@@ -36,6 +39,7 @@ export const postgresEntrySchema = z
     port: port.default(5432),
     user: z.string().min(1).default('postgres'),
     ...secretFields,
+    run_as: runAs,
     /** `all`: every database that allows connections except templates, plus `pg_dumpall --globals-only`. */
     databases: databaseList.default('all'),
     /** Extra pg_dump arguments, e.g. ["--exclude-table-data=audit_log"]. */
@@ -53,6 +57,7 @@ export const mysqlEntrySchema = z
     socket: z.string().min(1).optional(),
     user: z.string().min(1).default('root'),
     ...secretFields,
+    run_as: runAs,
     /** `all`: every database except information_schema, performance_schema, sys and mysql. */
     databases: databaseList.default('all'),
     /** Extra mariadb-dump arguments. */
@@ -79,6 +84,7 @@ export const commandEntrySchema = z
     filename: z.string().regex(/^[^/\0]+$/, 'a file name without slashes').refine((f) => f !== '.' && f !== '..', 'a file name'),
     /** Optional: a command that reads the backup on stdin for `db restore`. */
     restore_command: z.array(z.string().min(1)).min(1).optional(),
+    run_as: runAs,
     /** Extra environment variables for both commands (not secrets: use password files for those). */
     env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}),
     ...common,
@@ -95,6 +101,9 @@ export const databaseEntrySchema = z
     }
     if ('password_file' in e && e.password_file && e.password_env) {
       ctx.addIssue({ code: 'custom', path: ['password_env'], message: 'give password_file or password_env, not both' });
+    }
+    if ((e.type === 'postgres' || e.type === 'mysql') && e.run_as && (e.password_file || e.password_env)) {
+      ctx.addIssue({ code: 'custom', path: ['run_as'], message: 'run_as is for peer (socket) authentication: leave out password_file and password_env' });
     }
     if (e.type === 'mysql' && e.socket && e.host) {
       ctx.addIssue({ code: 'custom', path: ['socket'], message: 'give host or socket, not both' });

@@ -50,13 +50,17 @@ export interface CommandSourceOptions {
   notFoundHint?: string;
   /** The snapshot's `source` (default: {type: 'command', command: argv}). */
   info?: Snapshot['source'];
+  /** Run the command as this user and group (needs root), in this directory. */
+  uid?: number;
+  gid?: number;
+  cwd?: string;
 }
 
 /** A command's stdout as a stream; its stderr goes to ours, the last lines kept for the error. */
 export function commandSource(argv: string[], opts: CommandSourceOptions = {}): StreamSource {
   if (argv.length === 0) throw new Error('--stdin-from-command needs a command after --');
   const label = opts.label ?? argv[0]!;
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env, uid: opts.uid, gid: opts.gid, cwd: opts.cwd });
   let timedOut = false;
   let killTimer: NodeJS.Timeout | undefined;
   const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => {

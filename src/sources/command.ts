@@ -3,7 +3,8 @@
  */
 import type { CommandEntry } from '../config/databases.js';
 import { commandSource } from '../engine/stream-backup.js';
-import { runTool } from './process.js';
+import { lookupUser, runAsOptions, runTool } from './process.js';
+import type { SpawnAs } from './process.js';
 import type { DatabaseSource, DumpUnit, RestoreRequest, RestoreResult, SourceContext } from './types.js';
 
 export class CommandSource implements DatabaseSource {
@@ -12,8 +13,10 @@ export class CommandSource implements DatabaseSource {
     private readonly ctx: SourceContext,
   ) {}
 
-  private get env(): NodeJS.ProcessEnv {
-    return { ...(this.ctx.env ?? process.env), ...this.entry.env };
+  /** Environment (and user, with run_as) for both commands. */
+  private spawnOptions(): SpawnAs {
+    const so = runAsOptions(this.entry.run_as ? lookupUser(this.entry.run_as) : undefined, this.ctx.env ?? process.env);
+    return { ...so, env: { ...so.env, ...this.entry.env } };
   }
 
   async units(): Promise<DumpUnit[]> {
@@ -24,7 +27,7 @@ export class CommandSource implements DatabaseSource {
         filename: this.entry.filename,
         open: async () =>
           commandSource(argv, {
-            env: this.env,
+            ...this.spawnOptions(),
             timeoutMs: this.entry.timeout,
             stderr: this.ctx.stderr,
             info: { type: 'command', name: this.ctx.name, database: this.entry.filename, command: argv },
@@ -39,7 +42,7 @@ export class CommandSource implements DatabaseSource {
     if (req.into) throw new Error('--into does not apply to a command entry (its restore_command decides where the data goes)');
     if (!req.force) throw new Error(`restoring runs ${argv[0]}, which may overwrite live data: add --force`);
     req.note?.(`piping the dump into ${argv.join(' ')}`);
-    await runTool(argv, { env: this.env, feed: req.feed, captureStdout: false, timeoutMs: this.entry.timeout, label: argv[0] });
+    await runTool(argv, { ...this.spawnOptions(), feed: req.feed, captureStdout: false, timeoutMs: this.entry.timeout, label: argv[0] });
     return { target: argv.join(' '), replaced: true };
   }
 }

@@ -6,7 +6,8 @@
 import type { MysqlEntry } from '../config/databases.js';
 import { readSecret } from '../config/secrets.js';
 import { commandSource, type StreamSource } from '../engine/stream-backup.js';
-import { findTool, runTool, stamp } from './process.js';
+import { findTool, lookupUser, runAsOptions, runTool, stamp } from './process.js';
+import type { SpawnAs } from './process.js';
 import { SecretFile } from './secret-file.js';
 import { dumpFileName, restoredName, type DatabaseSource, type DumpUnit, type RestoreRequest, type RestoreResult, type SourceContext } from './types.js';
 
@@ -51,7 +52,7 @@ export class MysqlSource implements DatabaseSource {
     return a;
   }
 
-  private async withConn<T>(fn: (args: string[], env: NodeJS.ProcessEnv, done: () => void) => Promise<T>, keep = false): Promise<T> {
+  private async withConn<T>(fn: (args: string[], so: SpawnAs, done: () => void) => Promise<T>, keep = false): Promise<T> {
     const password = readSecret(this.entry, `databases.${this.ctx.name}`);
     const env: NodeJS.ProcessEnv = { ...this.baseEnv };
     delete env.MYSQL_PWD;
@@ -59,7 +60,7 @@ export class MysqlSource implements DatabaseSource {
     if (password !== undefined) secret = SecretFile.create(this.ctx.tmpDir, 'my-cnf', `[client]\npassword=${optionValue(password)}\n`);
     const done = () => secret?.remove();
     try {
-      const r = await fn(this.connArgs(secret?.path), env, done);
+      const r = await fn(this.connArgs(secret?.path), runAsOptions(this.entry.run_as ? lookupUser(this.entry.run_as) : undefined, env), done);
       if (!keep) done();
       return r;
     } catch (e) {
@@ -70,8 +71,8 @@ export class MysqlSource implements DatabaseSource {
 
   private async query(sql: string, database?: string): Promise<string[][]> {
     const client = this.clientTool();
-    const out = await this.withConn((args, env) =>
-      runTool([client, ...args, '--batch', '--skip-column-names', '--raw', '--connect-timeout=15', `--execute=${sql}`, ...(database ? [database] : [])], { env, label: 'mariadb', timeoutMs: 120_000 }),
+    const out = await this.withConn((args, so) =>
+      runTool([client, ...args, '--batch', '--skip-column-names', '--raw', '--connect-timeout=15', `--execute=${sql}`, ...(database ? [database] : [])], { ...so, label: 'mariadb', timeoutMs: 120_000 }),
     );
     return out.split('\n').filter((l) => l.length > 0).map((l) => l.split('\t'));
   }
@@ -89,10 +90,10 @@ export class MysqlSource implements DatabaseSource {
       filename: dumpFileName(database, '.sql'),
       open: () =>
         this.withConn(
-          async (args, env, done): Promise<StreamSource> => {
+          async (args, so, done): Promise<StreamSource> => {
             const argv = [dump, ...args, '--single-transaction', '--routines', '--triggers', '--events', ...this.entry.dump_args, '--', database];
             const src = commandSource(argv, {
-              env,
+              ...so,
               label: 'mariadb-dump',
               timeoutMs: this.entry.timeout,
               stderr: this.ctx.stderr,
@@ -131,8 +132,8 @@ export class MysqlSource implements DatabaseSource {
     await this.query(`CREATE DATABASE ${quoteIdent(target)}${charset}`);
     req.note?.(`loading into database "${target}"`);
     try {
-      await this.withConn((args, env) =>
-        runTool([client, ...args, '--connect-timeout=15', '--', target], { env, label: 'mariadb', feed: req.feed, captureStdout: false, timeoutMs: this.entry.timeout }),
+      await this.withConn((args, so) =>
+        runTool([client, ...args, '--connect-timeout=15', '--', target], { ...so, label: 'mariadb', feed: req.feed, captureStdout: false, timeoutMs: this.entry.timeout }),
       );
     } catch (e) {
       if (!exists) await this.query(`DROP DATABASE IF EXISTS ${quoteIdent(target)}`).catch(() => undefined);

@@ -6,7 +6,8 @@
 import type { PostgresEntry } from '../config/databases.js';
 import { readSecret } from '../config/secrets.js';
 import { commandSource, type StreamSource } from '../engine/stream-backup.js';
-import { findTool, runTool, stamp } from './process.js';
+import { findTool, lookupUser, runAsOptions, runTool, stamp, type RunAs } from './process.js';
+import type { SpawnAs } from './process.js';
 import { SecretFile } from './secret-file.js';
 import { dumpFileName, restoredName, type DatabaseSource, type DumpUnit, type RestoreRequest, type RestoreResult, type SourceContext } from './types.js';
 
@@ -31,6 +32,12 @@ export class PostgresSource implements DatabaseSource {
     return this.ctx.env ?? process.env;
   }
 
+  private runAsCache: RunAs | undefined;
+  private get runAs(): RunAs | undefined {
+    if (this.entry.run_as && !this.runAsCache) this.runAsCache = lookupUser(this.entry.run_as);
+    return this.runAsCache;
+  }
+
   private tool(name: string): string {
     return findTool([name], PKG, this.baseEnv);
   }
@@ -43,7 +50,7 @@ export class PostgresSource implements DatabaseSource {
   }
 
   /** Runs fn with the environment the tools need; the password file lives only that long. */
-  private async withEnv<T>(database: string, fn: (env: NodeJS.ProcessEnv, done: () => void) => Promise<T>, keep = false): Promise<T> {
+  private async withEnv<T>(database: string, fn: (spawnOpts: SpawnAs, done: () => void) => Promise<T>, keep = false): Promise<T> {
     const password = readSecret(this.entry, `databases.${this.ctx.name}`);
     const env: NodeJS.ProcessEnv = { ...this.baseEnv, PGDATABASE: database, PGCONNECT_TIMEOUT: this.baseEnv.PGCONNECT_TIMEOUT ?? '15', PGAPPNAME: 'lifeboat' };
     delete env.PGPASSWORD;
@@ -55,7 +62,7 @@ export class PostgresSource implements DatabaseSource {
     }
     const done = () => secret?.remove();
     try {
-      const r = await fn(env, done);
+      const r = await fn(runAsOptions(this.runAs, env), done);
       if (!keep) done();
       return r;
     } catch (e) {
@@ -67,8 +74,8 @@ export class PostgresSource implements DatabaseSource {
   /** Runs SQL (no user data in it but quoted names) through psql against `database`; rows as arrays. */
   private async query(database: string, sql: string, opts: { timeoutMs?: number } = {}): Promise<string[][]> {
     const psql = this.tool('psql');
-    const out = await this.withEnv(database, (env) =>
-      runTool([psql, '-X', '-q', '-A', '-t', '-F', '\t', '-v', 'ON_ERROR_STOP=1', ...this.connArgs(), '-c', sql], { env, label: 'psql', timeoutMs: opts.timeoutMs ?? 120_000 }),
+    const out = await this.withEnv(database, (so) =>
+      runTool([psql, '-X', '-q', '-A', '-t', '-F', '\t', '-v', 'ON_ERROR_STOP=1', ...this.connArgs(), '-c', sql], { ...so, label: 'psql', timeoutMs: opts.timeoutMs ?? 120_000 }),
     );
     return out.split('\n').filter((l) => l.length > 0).map((l) => l.split('\t'));
   }
@@ -115,8 +122,8 @@ export class PostgresSource implements DatabaseSource {
   private stream(database: string, argv: string[], label: string, info: Record<string, unknown>): Promise<StreamSource> {
     return this.withEnv(
       database,
-      async (env, done) => {
-        const src = commandSource(argv, { env, label, timeoutMs: this.entry.timeout, stderr: this.ctx.stderr, notFoundHint: `install the Debian package ${PKG}`, info: info as StreamSource['info'] });
+      async (so, done) => {
+        const src = commandSource(argv, { ...so, label, timeoutMs: this.entry.timeout, stderr: this.ctx.stderr, notFoundHint: `install the Debian package ${PKG}`, info: info as StreamSource['info'] });
         src.done.then(done, done);
         return src;
       },
@@ -127,9 +134,9 @@ export class PostgresSource implements DatabaseSource {
   async restore(req: RestoreRequest): Promise<RestoreResult> {
     const psql = this.tool('psql');
     const load = (database: string, singleTransaction: boolean) =>
-      this.withEnv(database, (env) =>
+      this.withEnv(database, (so) =>
         runTool([psql, '-X', '-q', ...(singleTransaction ? ['-v', 'ON_ERROR_STOP=1', '--single-transaction'] : []), ...this.connArgs()], {
-          env,
+          ...so,
           label: 'psql',
           feed: req.feed,
           captureStdout: false,

@@ -3,7 +3,7 @@
  * are missing), running one for its output, and feeding one a stream on stdin. Errors carry the
  * last lines of the tool's stderr; arguments never carry secrets (callers pass those in files).
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
@@ -41,6 +41,10 @@ export interface RunOptions {
   feed?: (stdin: Writable) => Promise<void>;
   /** Keep stdout (default true); false discards it. */
   captureStdout?: boolean;
+  /** Run as this user and group (needs root), in this directory. */
+  uid?: number;
+  gid?: number;
+  cwd?: string;
 }
 
 function tailLines(text: string, n = 5): string {
@@ -52,7 +56,7 @@ function tailLines(text: string, n = 5): string {
 export function runTool(argv: string[], opts: RunOptions = {}): Promise<string> {
   const label = opts.label ?? path.basename(argv[0]!);
   return new Promise<string>((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: [opts.feed ? 'pipe' : 'ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: [opts.feed ? 'pipe' : 'ignore', 'pipe', 'pipe'], env: opts.env ?? process.env, uid: opts.uid, gid: opts.gid, cwd: opts.cwd });
     let out = '';
     let err = '';
     let timedOut = false;
@@ -91,6 +95,40 @@ export function runTool(argv: string[], opts: RunOptions = {}): Promise<string> 
       else resolve(out);
     });
   });
+}
+
+export interface RunAs {
+  user: string;
+  uid: number;
+  gid: number;
+  home: string;
+}
+
+/** The system user `name` (getent passwd), for running client tools as e.g. postgres (peer authentication). */
+export function lookupUser(name: string): RunAs {
+  let line: string;
+  try {
+    line = execFileSync('getent', ['passwd', name], { encoding: 'utf8' }).trim();
+  } catch {
+    throw new Error(`run_as: no system user "${name}"`);
+  }
+  const f = line.split(':');
+  if (process.getuid?.() !== 0 && Number(f[2]) !== process.getuid?.()) throw new Error(`run_as: ${name}: lifeboat must run as root to run tools as another user`);
+  return { user: name, uid: Number(f[2]), gid: Number(f[3]), home: f[5] || '/' };
+}
+
+/** Spawn options and environment for running as `who` (nothing when undefined). */
+export function runAsOptions(who: RunAs | undefined, env: NodeJS.ProcessEnv): SpawnAs {
+  if (!who) return { env };
+  // cwd /: our working directory (e.g. /root) may be closed to that user
+  return { env: { ...env, HOME: who.home, USER: who.user, LOGNAME: who.user }, uid: who.uid, gid: who.gid, cwd: '/' };
+}
+
+export interface SpawnAs {
+  env: NodeJS.ProcessEnv;
+  uid?: number;
+  gid?: number;
+  cwd?: string;
 }
 
 /** A timestamp for names: YYYYMMDDHHMMSS (UTC). */

@@ -47,6 +47,7 @@ describe('config file', () => {
     expect(errorOf('databases:\n  "bad name":\n    type: sqlite\n    path: x\n')).toMatch(new RegExp(`^${F}:2: databases.bad name: invalid name`));
     expect(errorOf('databases:\n  app:\n    type: postgres\n    password_file: a\n    password_env: B\n')).toBe(`${F}:5: databases.app.password_env: give password_file or password_env, not both`);
     expect(errorOf('databases:\n  c:\n    type: command\n    command: []\n    filename: ../x\n')).toContain(`${F}:4: databases.c.command:`);
+    expect(errorOf('databases:\n  p:\n    type: postgres\n    run_as: postgres\n    password_env: X\n')).toBe(`${F}:4: databases.p.run_as: run_as is for peer (socket) authentication: leave out password_file and password_env`);
     expect(errorOf('databases:\n  app: {type: postgres}\n  app: {type: mysql}\n')).toMatch(new RegExp(`^${F}:3: Map keys must be unique`));
   });
 

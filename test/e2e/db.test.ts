@@ -245,6 +245,28 @@ describe('PostgreSQL', () => {
     for (const o of [dump.stdout, dump.stderr, restore.stdout, restore.stderr]) expect(o).not.toContain(NASTY);
   });
 
+  it('run_as: the tools run as the server\'s OS user, with peer authentication over the socket and no password', async () => {
+    const osUser = process.env.PG_TEST_OS_USER!;
+    const socket = process.env.PG_TEST_SOCKET_DIR!;
+    if (osUser !== 'postgres') psql(pg, 'postgres', `DO $$ BEGIN CREATE ROLE "${osUser}" SUPERUSER LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$`);
+    const db = uniqueName('peer');
+    pgCreate(pg, db, 50);
+    const before = pgFingerprint(pg, db);
+    writeConfig(`databases:\n  peer:\n    type: postgres\n    host: ${socket}\n    port: ${pg.port}\n    user: ${osUser}\n    run_as: ${osUser}\n    databases: [${db}]\n`);
+    const dump = await cli(['db', 'dump', 'peer']);
+    expect(dump.stderr).toBe('');
+    expect(dump.code).toBe(0);
+    const restore = await cli(['db', 'restore', 'peer', '--json']);
+    expect(restore.stderr).toBe('');
+    expect(restore.code).toBe(0);
+    expect(pgFingerprint(pg, (JSON.parse(restore.stdout) as { target: string }).target)).toEqual(before);
+    // without run_as, root is refused by peer authentication: the reason is the server's
+    writeConfig(`databases:\n  peer:\n    type: postgres\n    host: ${socket}\n    port: ${pg.port}\n    user: ${osUser}\n    databases: [${db}]\n`);
+    const refused = await cli(['db', 'dump', 'peer']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('Peer authentication failed');
+  });
+
   it('says which package to install when pg_dump is missing', async () => {
     writeConfig(`databases:\n${pgEntry('main', '[postgres]')}`);
     const empty = path.join(dir, 'empty-bin');

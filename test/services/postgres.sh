@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test/services/postgres.sh - a private PostgreSQL 15 for lifeboat's tests: initdb into
 # $PG_TEST_DIR, listening on 127.0.0.1 (a free port) and a socket in that directory, run
-# as the non-root user `postgres` (or `nobody`), password auth (scram-sha-256).
+# as the non-root user `postgres` (or `nobody`); TCP with password auth (scram-sha-256), the
+# socket with peer auth (connect as the OS user PG_TEST_OS_USER).
 #
 # Usage:
 #   PG_TEST_DIR=/tmp/x test/services/postgres.sh start   # install if missing, init, start;
@@ -9,7 +10,8 @@
 #   PG_TEST_DIR=/tmp/x test/services/postgres.sh stop    # stop it
 #   PG_TEST_DIR=/tmp/x test/services/postgres.sh clean   # stop, delete the directory
 #
-# Printed: PG_TEST_HOST, PG_TEST_PORT, PG_TEST_USER (superuser), PG_TEST_PASSWORD, PG_TEST_SOCKET_DIR.
+# Printed: PG_TEST_HOST, PG_TEST_PORT, PG_TEST_USER (superuser), PG_TEST_PASSWORD, PG_TEST_SOCKET_DIR,
+# PG_TEST_OS_USER.
 # PG_TEST_NO_INSTALL=1: never run apt-get.
 set -euo pipefail
 CMD=${1:-start}
@@ -51,6 +53,7 @@ print_env() {
   printf 'export PG_TEST_USER=postgres\n'
   printf 'export PG_TEST_PASSWORD=%q\n' "$(cat "$DIR/password")"
   printf 'export PG_TEST_SOCKET_DIR=%q\n' "$DIR/sock"
+  printf 'export PG_TEST_OS_USER=%q\n' "$(runas_user)"
 }
 
 running() {
@@ -77,7 +80,7 @@ start() {
     mkdir -p "$DIR/init"
     cp "$DIR/password" "$DIR/init/pwfile"
     [ "$(id -u)" = 0 ] && chown -R "$u" "$DIR/data" "$DIR/sock" "$DIR/init"
-    as_user "$PGBIN/initdb" -D "$DIR/data" -U postgres --auth=scram-sha-256 --pwfile="$DIR/init/pwfile" -E UTF8 --locale=C >"$DIR/initdb.log" 2>&1 \
+    as_user "$PGBIN/initdb" -D "$DIR/data" -U postgres --auth-local=peer --auth-host=scram-sha-256 --pwfile="$DIR/init/pwfile" -E UTF8 --locale=C >"$DIR/initdb.log" 2>&1 \
       || { tail -20 "$DIR/initdb.log" >&2; die "initdb failed"; }
     rm -rf "$DIR/init"
   fi
