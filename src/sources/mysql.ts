@@ -18,7 +18,7 @@ export const MYSQL_SYSTEM_SCHEMAS = new Set(['information_schema', 'performance_
 const quoteIdent = (s: string) => `\`${s.replace(/`/g, '``')}\``;
 
 /** An option-file value: double-quoted, with \\ and \" escaped. */
-function optionValue(v: string): string {
+export function optionValue(v: string): string {
   return `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
 }
 

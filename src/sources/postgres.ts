@@ -15,7 +15,7 @@ const PKG = 'postgresql-client';
 export const PG_GLOBALS = '_globals';
 
 /** A .pgpass line matching any server with this password. */
-function pgpassLine(password: string): string {
+export function pgpassLine(password: string): string {
   return `*:*:*:*:${password.replace(/\\/g, '\\\\').replace(/:/g, '\\:')}\n`;
 }
 
