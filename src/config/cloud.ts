@@ -45,7 +45,7 @@ export const instanceSnapshotsSchema = z
         /** default both; when unset, a part that cannot run here (no cloud, no repository) is skipped */
         mode: z.enum(['snapshot', 'files', 'both']).optional(),
         rotation: z.number().int().min(0).default(3),
-        paths: z.array(z.string().min(1)).optional(),
+        paths: z.array(z.string().regex(/^\//, 'must be an absolute path')).optional(),
         fail: z.enum(['open', 'closed']).default('open'),
         /** wait for the instance snapshot to complete before the upgrade goes on (default true) */
         wait: z.boolean().optional(),
