@@ -60,6 +60,7 @@ describe('clouds.yaml, secure.yaml, OS_* (openstacksdk semantics)', () => {
     expect(authBody(c.auth)).toEqual({ auth: { identity: { methods: ['application_credential'], application_credential: { id: '423f19a4', secret: 'rEaqvJka48mpv' } } } });
     expect(tokenUrl(c.authUrl)).toBe('https://keystone.example.com:5000/v3/auth/tokens');
     expect(tokenUrl('https://x/identity/')).toBe('https://x/identity/v3/auth/tokens');
+    expect(tokenUrl('https://identity.stack.cloudvps.com/v2.0')).toBe('https://identity.stack.cloudvps.com/v3/auth/tokens');
   });
 
   it('./clouds.yaml wins over ~/.config/openstack; OS_CLIENT_CONFIG_FILE over both', () => {

@@ -38,7 +38,8 @@ interface TokenBody {
 
 /** The token URL keystoneauth posts to: auth_url + /v3 (unless already there) + /auth/tokens. */
 export function tokenUrl(authUrl: string): string {
-  const base = authUrl.replace(/\/+$/, '');
+  // a Keystone v2.0 URL (old openrc files) names the same Keystone: use its v3 API
+  const base = authUrl.replace(/\/+$/, '').replace(/\/v2\.0$/, '');
   return `${/\/v3$/.test(base) ? base : base + '/v3'}/auth/tokens`;
 }
 
