@@ -147,7 +147,7 @@ export class PostgresSource implements DatabaseSource {
       // roles and tablespaces: into the cluster; existing roles make harmless errors
       if (!req.force) throw new Error(`restoring ${PG_GLOBALS} (roles, tablespaces) changes the whole server: add --force`);
       await load('postgres', false);
-      return { target: '(cluster roles and tablespaces)', replaced: true };
+      return { target: 'the server\'s roles and tablespaces', replaced: true };
     }
     const existing = new Map((await this.query('postgres', 'SELECT datname, pg_get_userbyid(datdba) FROM pg_database')).map((r) => [r[0]!, r[1]!]));
     const ts = stamp();
