@@ -191,7 +191,7 @@ function registerRestore(db: Command): void {
           note: (l) => ctx.out.info(l),
         });
         return { ...res, database, snapshotId: chosen.id };
-      }, { sync: true });
+      }, { sync: true, lock: ctx.readLock() });
       if (ctx.out.json) {
         ctx.out.printJson({ name, database: result.database, snapshot_id: result.snapshotId, target: result.target, replaced: result.replaced });
       } else {
