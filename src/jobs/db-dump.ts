@@ -35,6 +35,8 @@ export interface DbDumpOptions {
   /** Told when a database's dump starts and when it ended. */
   onStart?: (database: string) => void;
   onResult?: (r: DbDumpResult) => void;
+  /** Told the bytes of the current database's dump read so far. */
+  onBytes?: (database: string, n: number) => void;
 }
 
 /** Snapshot tags of an entry's dumps. */
@@ -67,7 +69,11 @@ export async function runDbDump(repo: Repository, name: string, entry: DatabaseE
     opts.onStart?.(unit.database);
     try {
       const stream = await unit.open();
-      const r = await backupStream(repo, file, stream, { hostname: opts.hostname, tags: [...dbTags(name), ...entry.tags] });
+      const r = await backupStream(repo, file, stream, {
+        hostname: opts.hostname,
+        tags: [...dbTags(name), ...entry.tags],
+        onBytes: opts.onBytes ? (n) => opts.onBytes!(unit.database, n) : undefined,
+      });
       report({
         name,
         database: unit.database,

@@ -76,6 +76,25 @@ function registerList(db: Command): void {
     });
 }
 
+/** One status line on a terminal's stderr, redrawn at most 4 times a second. */
+class ProgressLine {
+  private last = 0;
+  private shown = false;
+  constructor(private readonly enabled: boolean) {}
+
+  set(text: string): void {
+    if (!this.enabled || Date.now() - this.last < 250) return;
+    this.last = Date.now();
+    process.stderr.write(`\r\x1b[K${text}`);
+    this.shown = true;
+  }
+
+  clear(): void {
+    if (this.shown) process.stderr.write('\r\x1b[K');
+    this.shown = false;
+  }
+}
+
 function jsonResult(r: DbDumpResult): Record<string, unknown> {
   return {
     name: r.name,
@@ -101,6 +120,7 @@ function registerDump(db: Command): void {
       const chosen = names.length > 0 ? names : Object.keys(all);
       if (chosen.length === 0) throw new UsageError(`no database entries in ${ctx.config!.file}`);
       const selected = chosen.map((n) => [n, entryNamed(ctx, n)] as const);
+      const progress = new ProgressLine(!ctx.out.json && !ctx.out.opts.quiet && !!process.stderr.isTTY);
       const results = await ctx.withRepository(async (repo) => {
         const out: DbDumpResult[] = [];
         for (const [name, entry] of selected) {
@@ -108,7 +128,9 @@ function registerDump(db: Command): void {
             ...(await runDbDump(repo, name, entry, {
               hostname: opts.host,
               onStart: (d) => ctx.out.debug(`dumping ${name}/${d}`),
+              onBytes: (d, n) => progress.set(`${name}/${d}: ${formatBytes(n)} dumped`),
               onResult: (r) => {
+                progress.clear();
                 if (ctx.out.json) return;
                 if (r.error) process.stderr.write(`error: ${r.name}/${r.database}: ${r.error}\n`);
                 else ctx.out.info(`${r.name}/${r.database}: snapshot ${r.snapshotId?.slice(0, 8)} saved, ${formatBytes(r.bytes)} dumped, ${formatBytes(r.added)} new (${formatBytes(r.stored)} stored) in ${formatDuration(r.durationMs)}`);
