@@ -73,6 +73,7 @@ export class IndexDb {
       blobsInPack: db.prepare<[string], PackBlob>(
         `SELECT DISTINCT id, type, offset, length, raw_length AS rawLength FROM blobs WHERE pack_id = ? ORDER BY offset`,
       ),
+      packBlobCount: db.prepare<[string], { n: number }>(`SELECT COUNT(DISTINCT offset) AS n FROM blobs WHERE pack_id = ?`),
       blobsInPackOf: db.prepare<[string, string], PackBlob>(
         `SELECT id, type, offset, length, raw_length AS rawLength FROM blobs WHERE pack_id = ? AND index_id = ? ORDER BY offset`,
       ),
@@ -195,6 +196,16 @@ export class IndexDb {
   /** The blobs the index places in one pack, in pack order (each once). */
   blobsInPack(packId: string): PackBlob[] {
     return this.stmts.blobsInPack.all(packId);
+  }
+
+  /** The blobs the index places in one pack, in pack order, streamed (no other query may run meanwhile). */
+  iterateBlobsInPack(packId: string): IterableIterator<PackBlob> {
+    return this.stmts.blobsInPack.iterate(packId);
+  }
+
+  /** How many blobs the index places in a pack. */
+  packBlobCount(packId: string): number {
+    return this.stmts.packBlobCount.get(packId)?.n ?? 0;
   }
 
   /** The blobs one index file places in a pack, in pack order. */

@@ -14,7 +14,7 @@ import { openBlob } from '../repo/blob.js';
 import { parsePackTail, verifyPackBytes, type PackEntry } from '../repo/pack.js';
 import { toHex } from '../util/hex.js';
 import { ReachWalker } from './reach.js';
-import { mapLimit } from '../util/concurrency.js';
+import { mapLimit, WeightedGate } from '../util/concurrency.js';
 import { listObjects } from '../repo/listing.js';
 
 export type CheckSeverity = 'error' | 'warning';
@@ -84,14 +84,17 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
     });
     progress('snapshots', snapshots.length, snapshotIds.length);
 
-    // 2. index files: every one read and authenticated; the cache keeps only the readable ones
+    // 2. index files: new ones are read and authenticated by the sync; every one's stored bytes
+    // must still hash to its name (a cached copy proves what it said when it was read)
     const indexIds = (await listObjects(repo.storage, 'index')).map((o) => o.id);
     await repo.syncIndex();
     const damagedIndex: string[] = [];
     let indexDone = 0;
     await mapLimit(indexIds, 8, async (id) => {
+      const why = repo.unreadableIndex.get(id);
       try {
-        await repo.loadIndexFile(id);
+        if (why) throw new Error(why);
+        await repo.getVerified(`index/${id}`);
       } catch (e) {
         damagedIndex.push(id);
         report({ severity: 'error', kind: 'index', object: `index/${id}`, message: (e as Error).message });
@@ -135,38 +138,42 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
     let packsRead = 0;
     let bytesRead = 0;
     let packsDone = 0;
-    await mapLimit(present, toRead.size > 0 ? 4 : 8, async (p) => {
-      const name = packName(p.id);
-      const expected = repo.cache.blobsInPack(p.id);
-      try {
-        let entries: PackEntry[];
-        if (toRead.has(p.id)) {
-          const bytes = await repo.storage.get(name);
-          packsRead++;
-          bytesRead += bytes.length;
-          verifyPackBytes(name, p.id, bytes);
-          const r = parsePackTail(name, repo.keys.encryption, bytes, bytes.length);
-          if ('need' in r) throw new Error('pack header could not be read');
-          entries = r;
-          for (const e of entries) {
-            try {
-              openBlob(repo.keys, e.id, bytes.subarray(e.offset, e.offset + e.length), name);
-            } catch (err) {
-              badBlobs.add(e.id);
-              report({ severity: 'error', kind: 'blob-data', object: `blob ${toHex(e.id)}`, message: (err as Error).message });
+    // memory: at most ~64 MiB of packs being read and ~200 000 header entries in flight, however
+    // large the packs or small the blobs
+    const gate = new WeightedGate(toRead.size > 0 ? 64 * 1024 * 1024 : 200_000);
+    await mapLimit(present, 8, (p) =>
+      gate.run(toRead.has(p.id) ? p.size : repo.cache.packBlobCount(p.id), async () => {
+        const name = packName(p.id);
+        try {
+          let entries: PackEntry[];
+          if (toRead.has(p.id)) {
+            const bytes = await repo.storage.get(name);
+            packsRead++;
+            bytesRead += bytes.length;
+            verifyPackBytes(name, p.id, bytes);
+            const r = parsePackTail(name, repo.keys.encryption, bytes, bytes.length);
+            if ('need' in r) throw new Error('pack header could not be read');
+            entries = r;
+            for (const e of entries) {
+              try {
+                openBlob(repo.keys, e.id, bytes.subarray(e.offset, e.offset + e.length), name);
+              } catch (err) {
+                badBlobs.add(e.id);
+                report({ severity: 'error', kind: 'blob-data', object: `blob ${toHex(e.id)}`, message: (err as Error).message });
+              }
             }
+          } else {
+            entries = await repo.readPackHeader(p.id);
           }
-        } else {
-          entries = await repo.readPackHeader(p.id);
+          compareHeader(name, entries, repo.cache.iterateBlobsInPack(p.id), badBlobs, report);
+        } catch (e) {
+          const kind = toRead.has(p.id) ? 'pack-data' : 'pack-header';
+          report({ severity: 'error', kind, object: name, message: (e as Error).message });
+          markPackBad(repo, p.id, badBlobs);
         }
-        compareHeader(name, entries, expected, badBlobs, report);
-      } catch (e) {
-        const kind = toRead.has(p.id) ? 'pack-data' : 'pack-header';
-        report({ severity: 'error', kind, object: name, message: (e as Error).message });
-        for (const b of expected) badBlobs.add(b.id);
-      }
-      progress(toRead.size > 0 ? 'read-data' : 'packs', ++packsDone, present.length);
-    });
+        progress(toRead.size > 0 ? 'read-data' : 'packs', ++packsDone, present.length);
+      }),
+    );
 
     // 5. every snapshot's trees, and every blob they reference is indexed and undamaged
     const state = scratch.idMap('tree_state');
@@ -215,27 +222,29 @@ function markPackBad(repo: Repository, packId: string, bad: { add(id: Buffer): b
   for (const b of repo.cache.blobsInPack(packId)) bad.add(b.id);
 }
 
-/** Every blob the index places in the pack must be in its header at the same place. */
+/**
+ * Every blob the index places in the pack must be in its header at the same place. Both lists
+ * are in offset order, so they are compared in one pass, without a map of either.
+ */
 function compareHeader(
   name: string,
   entries: PackEntry[],
-  expected: Array<{ id: Buffer; type: number; offset: number; length: number }>,
+  expected: Iterable<{ id: Buffer; type: number; offset: number; length: number }>,
   bad: { add(id: Buffer): boolean },
   report: (f: CheckFinding) => void,
 ): void {
-  const byId = new Map(entries.map((e) => [toHex(e.id), e]));
+  const wrong: Buffer[] = [];
+  let i = 0;
   for (const x of expected) {
-    const e = byId.get(toHex(x.id));
-    const type = e ? (e.type === 'data' ? 0 : 1) : -1;
-    if (!e || e.offset !== x.offset || e.length !== x.length || type !== x.type) {
-      bad.add(x.id);
-      report({
-        severity: 'error',
-        kind: 'pack-header',
-        object: name,
-        message: `blob ${toHex(x.id)} is indexed in ${name} but ${e ? 'at another place in' : 'not in'} its header`,
-      });
-    }
+    while (i < entries.length && entries[i]!.offset < x.offset) i++;
+    const e = entries[i];
+    const same = e !== undefined && e.offset === x.offset && e.length === x.length && e.id.equals(x.id) && (e.type === 'data' ? 0 : 1) === x.type;
+    if (!same) wrong.push(Buffer.from(x.id));
+  }
+  // reported after the walk: the cache's statement is busy while it streams
+  for (const id of wrong) {
+    bad.add(id);
+    report({ severity: 'error', kind: 'pack-header', object: name, message: `blob ${toHex(id)} is indexed in ${name} but not at that place in its header` });
   }
 }
 
