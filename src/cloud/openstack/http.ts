@@ -4,6 +4,8 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
+import tls from 'node:tls';
 import { CloudError, redact } from '../errors.js';
 
 export interface HttpOptions {
@@ -15,6 +17,61 @@ export interface HttpOptions {
   timeoutMs: number;
   /** debug lines (method, URL, status only — never headers or bodies) */
   debug?: (line: string) => void;
+  /** use HTTPS_PROXY / HTTP_PROXY / NO_PROXY from this environment (the metadata service never does) */
+  proxyEnv?: NodeJS.ProcessEnv;
+}
+
+/** The proxy URL for a target, as curl and python-requests read the variables; undefined: go direct. */
+export function proxyFor(target: URL, env: NodeJS.ProcessEnv): URL | undefined {
+  const get = (k: string) => env[k] ?? env[k.toUpperCase()];
+  const noProxy = (get('no_proxy') ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const host = target.hostname.toLowerCase().replace(/^\[|\]$/g, '');
+  for (const n of noProxy) {
+    if (n === '*') return undefined;
+    const bare = n.replace(/:\d+$/, '').replace(/^\*?\./, '');
+    if (host === bare || host.endsWith('.' + bare)) return undefined;
+  }
+  const p = target.protocol === 'https:' ? get('https_proxy') : get('http_proxy');
+  if (!p) return undefined;
+  try {
+    return new URL(/^[a-z]+:\/\//i.test(p) ? p : `http://${p}`);
+  } catch {
+    return undefined;
+  }
+}
+
+function proxyAuth(proxy: URL): Record<string, string> {
+  if (!proxy.username) return {};
+  const cred = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`;
+  return { 'Proxy-Authorization': `Basic ${Buffer.from(cred).toString('base64')}` };
+}
+
+/** An HTTPS connection through an HTTP proxy's CONNECT tunnel. */
+function tunnel(proxy: URL, target: URL, opts: HttpOptions, timeoutMs: number): Promise<tls.TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const port = target.port || '443';
+    const req = http.request({
+      host: proxy.hostname,
+      port: proxy.port || 80,
+      method: 'CONNECT',
+      path: `${target.hostname}:${port}`,
+      headers: { Host: `${target.hostname}:${port}`, ...proxyAuth(proxy) },
+      timeout: timeoutMs,
+    });
+    req.on('connect', (res, socket) => {
+      if (res.statusCode !== 200) {
+        socket.destroy();
+        reject(Object.assign(new Error(`proxy ${proxy.host} refused the tunnel (${res.statusCode})`), { code: 'EPROXY' }));
+        return;
+      }
+      const t = tls.connect({ socket, ...(net.isIP(target.hostname) ? {} : { servername: target.hostname }), host: target.hostname, ca: opts.ca, rejectUnauthorized: !opts.insecure });
+      t.once('secureConnect', () => resolve(t));
+      t.once('error', reject);
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 export interface HttpRequest {
@@ -82,34 +139,55 @@ export function httpRequest(req: HttpRequest, opts: HttpOptions): Promise<HttpRe
     headers['Content-Length'] = String(payload.length);
   }
   const timeout = req.timeoutMs ?? opts.timeoutMs;
-  const mod = isHttps ? https : http;
   const where = `${url.origin}${url.pathname}`;
-  return new Promise<HttpResponse>((resolve, reject) => {
-    const r = mod.request(
-      url,
-      {
-        method: req.method,
-        headers,
-        agent: false,
-        ...(isHttps ? { ca: opts.ca, rejectUnauthorized: !opts.insecure } : {}),
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', (e) => reject(new CloudError('unreachable', `${where}: ${netReason(e as NodeJS.ErrnoException)}`)));
-        res.on('end', () => {
-          clearTimeout(timer);
-          opts.debug?.(`${req.method} ${where} → ${res.statusCode}`);
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8'), url: req.url });
-        });
-      },
+  const proxy = opts.proxyEnv ? proxyFor(url, opts.proxyEnv) : undefined;
+  const fail = (e: NodeJS.ErrnoException) =>
+    new CloudError('unreachable', redact(`cannot reach ${where}${proxy ? ` through proxy ${proxy.host}` : ''}: ${netReason(e)}`));
+  if (proxy && isHttps) {
+    return tunnel(proxy, url, opts, timeout).then(
+      // no agent: only then does the request use createConnection (the tunnelled TLS socket)
+      (socket) => send(https, url, { method: req.method, headers, createConnection: () => socket }, payload, timeout, where, opts, req.url, fail),
+      (e: NodeJS.ErrnoException) => Promise.reject(fail(e)),
     );
+  }
+  if (proxy) {
+    // plain HTTP through a proxy: the absolute URL as the request target
+    return send(http, url, { host: proxy.hostname, port: proxy.port || 80, path: url.href, method: req.method, headers: { ...headers, Host: url.host, ...proxyAuth(proxy) }, agent: false }, payload, timeout, where, opts, req.url, fail);
+  }
+  const mod = isHttps ? https : http;
+  return send(mod, url, { method: req.method, headers, agent: false, ...(isHttps ? { ca: opts.ca, rejectUnauthorized: !opts.insecure } : {}) }, payload, timeout, where, opts, req.url, fail);
+}
+
+function send(
+  mod: typeof http | typeof https,
+  url: URL,
+  options: https.RequestOptions,
+  payload: Buffer | undefined,
+  timeout: number,
+  where: string,
+  opts: HttpOptions,
+  reqUrl: string,
+  fail: (e: NodeJS.ErrnoException) => CloudError,
+): Promise<HttpResponse> {
+  const method = options.method ?? 'GET';
+  return new Promise<HttpResponse>((resolve, reject) => {
+    const r = options.host ? mod.request(options, onResponse) : mod.request(url, options, onResponse);
+    function onResponse(res: http.IncomingMessage): void {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', (e) => reject(fail(e as NodeJS.ErrnoException)));
+      res.on('end', () => {
+        clearTimeout(timer);
+        opts.debug?.(`${method} ${where} → ${res.statusCode}`);
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8'), url: reqUrl });
+      });
+    }
     const timer = setTimeout(() => {
       r.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' }));
     }, timeout);
     r.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(new CloudError('unreachable', redact(`cannot reach ${where}: ${netReason(e)}`)));
+      reject(fail(e));
     });
     if (payload) r.write(payload);
     r.end();

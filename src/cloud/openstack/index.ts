@@ -40,6 +40,7 @@ export function openOpenStack(section: CloudSection | undefined, o: OpenOptions 
     timeoutMs: Math.min(apiTimeout, 60_000),
     ...(cloud.ca ? { ca: cloud.ca } : {}),
     insecure: cloud.insecure,
+    proxyEnv: env,
     ...(o.debug ? { debug: o.debug } : {}),
   });
   return new OpenStackProvider(ks, {

@@ -11,6 +11,7 @@
  * then id), so rotation in tests does not depend on which second a snapshot fell in.
  */
 import http from 'node:http';
+import https from 'node:https';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 
@@ -230,8 +231,9 @@ export class FakeCloud {
 
   // ---- server ----------------------------------------------------------------------------------
 
-  async start(): Promise<{ url: string; close: () => Promise<void> }> {
-    this.server = http.createServer((req, res) => {
+  /** Starts on 127.0.0.1 (HTTPS with a key and certificate). */
+  async start(tlsOpts?: { key: Buffer; cert: Buffer }): Promise<{ url: string; close: () => Promise<void> }> {
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
@@ -241,9 +243,10 @@ export class FakeCloud {
           send(res, 500, { computeFault: { code: 500, message: String(e) } });
         }
       });
-    });
+    };
+    this.server = tlsOpts ? https.createServer(tlsOpts, handler) : http.createServer(handler);
     await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.url = `${tlsOpts ? 'https' : 'http'}://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
     return { url: this.url, close: () => this.close() };
   }
 
@@ -273,7 +276,7 @@ export class FakeCloud {
       endpoints: [
         { id: randomUUID().replace(/-/g, ''), interface: 'public', region: this.opts.region, region_id: this.opts.region, url },
         // internal endpoints are on an address nothing listens on (as from a VM that cannot reach them)
-        { id: randomUUID().replace(/-/g, ''), interface: 'internal', region: this.opts.region, region_id: this.opts.region, url: internal ?? url.replace(/^http:\/\/127\.0\.0\.1:\d+/, 'http://127.0.0.1:9') },
+        { id: randomUUID().replace(/-/g, ''), interface: 'internal', region: this.opts.region, region_id: this.opts.region, url: internal ?? url.replace(/^https?:\/\/127\.0\.0\.1:\d+/, 'http://127.0.0.1:9') },
       ],
     });
     return [
@@ -861,7 +864,7 @@ function unauthorized(res: http.ServerResponse): void {
  * A ready fake: one project with a `demo` user (member), a reader user, an application credential,
  * an image-backed server `web1` and a boot-from-volume server `db1`.
  */
-export async function startFakeCloud(opts: FakeCloudOptions = {}): Promise<{
+export async function startFakeCloud(opts: FakeCloudOptions & { tls?: { key: Buffer; cert: Buffer } } = {}): Promise<{
   cloud: FakeCloud;
   url: string;
   close: () => Promise<void>;
@@ -873,7 +876,7 @@ export async function startFakeCloud(opts: FakeCloudOptions = {}): Promise<{
   db1: FakeServer;
 }> {
   const cloud = new FakeCloud(opts);
-  const { url, close } = await cloud.start();
+  const { url, close } = await cloud.start(opts.tls);
   const projectId = cloud.addProject();
   const demo = cloud.addUser({ name: 'demo', password: 'demo-pass-Secr3t', projectId });
   const reader = cloud.addUser({ name: 'auditor', password: 'auditor-pass-Secr3t', projectId, roles: ['reader'] });
