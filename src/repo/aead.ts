@@ -1,6 +1,6 @@
 /**
  * XChaCha20-Poly1305 (IETF variant, as libsodium's crypto_aead_xchacha20poly1305_ietf_*),
- * built from HChaCha20 (libsodium, WASM; one 64-byte block per call) and node:crypto's
+ * built from HChaCha20 (one 64-byte block per call, hchacha20.ts) and node:crypto's
  * native ChaCha20-Poly1305 for the bulk work:
  *
  *   subkey = HChaCha20(key, nonce[0..16])
@@ -9,10 +9,10 @@
  * Wire format of a sealed message: nonce(24) ‖ ciphertext ‖ tag(16), byte-identical to
  * libsodium's `nonce ‖ crypto_aead_xchacha20poly1305_ietf_encrypt(...)`.
  *
- * libsodium must be initialised (`await getSodium()`) before seal/open are called.
+ * HChaCha20 is plain TypeScript (hchacha20.ts), so this module loads no WASM.
  */
 import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
-import { sodiumSync } from './sodium.js';
+import { hchacha20 } from './hchacha20.js';
 
 export const KEY_BYTES = 32;
 export const NONCE_BYTES = 24;
@@ -43,7 +43,7 @@ function innerNonce(nonce: Uint8Array): Buffer {
 }
 
 function subkey(key: Uint8Array, nonce: Uint8Array): Uint8Array {
-  return sodiumSync().crypto_core_hchacha20(nonce.subarray(0, 16), key, null);
+  return hchacha20(key, nonce.subarray(0, 16));
 }
 
 /** The three parts of a sealed message, for callers that write them out without joining them. */

@@ -3,7 +3,8 @@
  * parallelism 1). Parameters are stored in each key file (docs/repository-format.md §2.2).
  */
 import { randomBytes } from 'node:crypto';
-import { getSodium } from './sodium.js';
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
 
 export const KDF_ALGORITHM = 'argon2id13';
 export const KDF_KEY_BYTES = 32;
@@ -63,27 +64,67 @@ export function validateKdfParams(params: KdfParams): KdfParams {
 }
 
 /**
- * Argon2id(password as UTF-8, no normalisation) → 32-byte key. Blocks the calling thread for the
- * duration of the hash (libsodium is synchronous); about half a second with the defaults.
+ * The worker that runs Argon2id: CommonJS (an eval'd worker), given the path of libsodium's
+ * CommonJS build. It derives one key, posts it, and exits — with it goes its isolate and the
+ * WASM linear memory that Argon2id grew to `memlimit` (WebAssembly memory never shrinks, so in
+ * the main thread those 64 MiB would stay resident for the whole command and add to its peak).
+ */
+const KDF_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const sodium = require(workerData.lib);
+sodium.ready.then(() => {
+  const pw = Buffer.from(workerData.password, 'utf8');
+  try {
+    const key = sodium.crypto_pwhash(workerData.keyBytes, pw, workerData.salt, workerData.opslimit, workerData.memlimit,
+      sodium.crypto_pwhash_ALG_ARGON2ID13);
+    parentPort.postMessage({ key });
+  } catch (e) {
+    parentPort.postMessage({ error: e instanceof Error ? e.message : String(e) });
+  } finally {
+    pw.fill(0);
+  }
+}, (e) => parentPort.postMessage({ error: 'libsodium failed to load: ' + (e instanceof Error ? e.message : String(e)) }));
+`;
+
+function runKdfWorker(password: string, params: KdfParams): Promise<Uint8Array> {
+  const lib = createRequire(import.meta.url).resolve('libsodium-wrappers-sumo');
+  return new Promise<Uint8Array>((resolve, reject) => {
+    let settled = false;
+    const worker = new Worker(KDF_WORKER, {
+      eval: true,
+      name: 'lifeboat-kdf',
+      workerData: {
+        lib, password, keyBytes: KDF_KEY_BYTES, salt: Uint8Array.from(params.salt),
+        opslimit: params.opslimit, memlimit: params.memlimit,
+      },
+    });
+    worker.once('message', (m: { key?: Uint8Array; error?: string }) => {
+      settled = true;
+      if (m.key) resolve(m.key);
+      else reject(new Error(`Argon2id failed: ${m.error ?? 'unknown error'}`));
+      void worker.terminate();
+    });
+    worker.once('error', (e) => {
+      if (!settled) reject(e);
+      settled = true;
+    });
+    worker.once('exit', (code) => {
+      if (!settled) reject(new Error(`Argon2id worker exited (code ${code}) without a result`));
+      settled = true;
+    });
+  });
+}
+
+/**
+ * Argon2id(password as UTF-8, no normalisation) → 32-byte key, about half a second with the
+ * defaults. Runs in a short-lived worker thread (see KDF_WORKER): the calling thread stays free,
+ * and libsodium's WASM memory is released when it is done.
  */
 export async function deriveKeyFromPassword(password: string, params: KdfParams): Promise<Buffer> {
   if (typeof password !== 'string' || password.length === 0) {
     throw new Error('empty password refused: a repository password must not be empty');
   }
   validateKdfParams(params);
-  const sodium = await getSodium();
-  const pw = Buffer.from(password, 'utf8');
-  try {
-    const key = sodium.crypto_pwhash(
-      KDF_KEY_BYTES,
-      pw,
-      params.salt,
-      params.opslimit,
-      params.memlimit,
-      sodium.crypto_pwhash_ALG_ARGON2ID13,
-    );
-    return Buffer.from(key.buffer, key.byteOffset, key.byteLength);
-  } finally {
-    pw.fill(0);
-  }
+  const key = await runKdfWorker(password, params);
+  return Buffer.from(key.buffer, key.byteOffset, key.byteLength);
 }

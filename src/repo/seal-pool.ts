@@ -173,7 +173,7 @@ export class SealPool {
     this.inlineSmallMax = opts.inlineSmallMax ?? 64 * 1024;
   }
 
-  /** Starts the workers and waits until each has loaded libsodium and zstd. */
+  /** Starts the workers and waits until each has loaded zstd. */
   static async create(keys: SealKeys, opts: SealPoolOptions = {}): Promise<SealPool> {
     const n = opts.workers ?? os.availableParallelism();
     if (!Number.isInteger(n) || n < 0) throw new RangeError(`seal pool: bad worker count ${n}`);

@@ -5,7 +5,7 @@
  *
  * Protocol (all messages on the worker's parent port):
  *   workerData: { encryption, blobId: Uint8Array (the two subkeys, sent once), level?: number }
- *   ← { kind: 'ready' } once libsodium and zstd are loaded
+ *   ← { kind: 'ready' } once zstd is loaded
  *   → SealTask   { seq, type, buf: ArrayBuffer (transferred), len, id: Uint8Array | null,
  *                  spare: ArrayBuffer[] (used sealed-blob buffers to seal into, transferred) }
  *   ← SealDone   { seq, id: ArrayBuffer(32), sealed: ArrayBuffer, sealedLength, rawLength, buf }
@@ -23,7 +23,6 @@ import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { sealInto } from './aead.js';
 import { blobPayload, type BlobType } from './blob.js';
-import { getSodium } from './sodium.js';
 
 export interface SealWorkerData {
   encryption: Uint8Array;
@@ -150,7 +149,6 @@ function ownBuffer(b: Uint8Array): ArrayBuffer {
 async function main(): Promise<void> {
   const port = parentPort;
   if (port === null) throw new Error('seal-worker must run in a worker thread');
-  await getSodium();
   const data = workerData as SealWorkerData;
   const keys = { encryption: Buffer.from(data.encryption), blobId: Buffer.from(data.blobId) };
   const level = data.level;
