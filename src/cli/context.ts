@@ -9,6 +9,7 @@ import { UsageError } from './exit-codes.js';
 import { readPasswordFile, resolvePassword } from './password.js';
 import { loadConfigFor, type LoadedConfig } from '../config/load.js';
 import { parseDuration } from '../util/duration.js';
+import { releaseOnSignal } from './stop-signal.js';
 
 /** Options every command accepts (set on the root program). */
 export interface GlobalOptions {
@@ -93,9 +94,11 @@ export class CliContext {
       const held = lock
         ? await repo.lock({ exclusive: lock === 'exclusive', retryMs: this.retryLockMs(), onStaleRemoved: (m) => this.out.warn(m) })
         : null;
+      const unhook = releaseOnSignal(repo, held, lock === 'shared');
       try {
         return await fn(repo);
       } finally {
+        unhook();
         await held?.release();
       }
     } finally {

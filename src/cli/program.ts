@@ -22,6 +22,9 @@ import { registerPreUpgrade } from './commands/pre-upgrade.js';
 import { registerHooks } from './commands/hooks.js';
 import { registerGuard } from './commands/guard.js';
 import { registerForget } from './commands/forget.js';
+import { registerAgent } from './commands/agent.js';
+import { registerStatus } from './commands/status.js';
+import { registerRestoreTest } from './commands/restore-test.js';
 
 /** The whole command-line program; each command lives in its own file under commands/. */
 export function buildProgram(): Command {
@@ -62,5 +65,8 @@ export function buildProgram(): Command {
   registerHooks(program);
   registerGuard(program);
   registerForget(program);
+  registerAgent(program);
+  registerStatus(program);
+  registerRestoreTest(program);
   return program;
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { durationSchema } from './duration.js';
+import { jobFields } from './schedule.js';
 
 /**
  * The `databases:` section: named dump sources. Each entry becomes one snapshot per database,
@@ -26,6 +27,8 @@ const common = {
   timeout: durationSchema.prefault('2h'),
   /** Extra tags for the snapshots (besides db and db:NAME). */
   tags: z.array(z.string().regex(/^[^,\s]+$/, 'a tag without commas or spaces')).default([]),
+  /** The agent's schedule, hooks and priority for this entry's dumps (job name db:NAME). */
+  ...jobFields,
 };
 
 const databaseList = z.union([z.literal('all'), z.array(z.string().min(1)).min(1)], { error: 'expected "all" or a list of database names' });

@@ -128,6 +128,9 @@ function resolvePaths(c: LifeboatConfig, dir: string): LifeboatConfig {
   if (c.password_file) c.password_file = abs(c.password_file);
   if (c.cache_dir) c.cache_dir = abs(c.cache_dir);
   if (c.repository && !/^[a-z0-9]+:/i.test(c.repository)) c.repository = abs(c.repository);
+  if (c.agent.state_dir) c.agent.state_dir = abs(c.agent.state_dir);
+  if (c.agent.socket) c.agent.socket = abs(c.agent.socket);
+  for (const b of Object.values(c.backups)) b.exclude_file = b.exclude_file.map(abs);
   for (const e of Object.values(c.databases)) {
     if ('password_file' in e && e.password_file) e.password_file = abs(e.password_file);
     if (e.type === 'sqlite') e.path = abs(e.path);
@@ -138,5 +141,7 @@ function resolvePaths(c: LifeboatConfig, dir: string): LifeboatConfig {
 /** The config that applies to this run (see configFileFor), or null when there is none. */
 export function loadConfigFor(flag: string | undefined, env = process.env): LoadedConfig | null {
   const file = configFileFor(flag, env);
+  // the agent hands its jobs the text it validated, so an edit takes effect only once reloaded (SIGHUP)
+  if (file && env.LIFEBOAT_AGENT_CONFIG_TEXT !== undefined && env.LIFEBOAT_CONFIG === file) return { file, config: parseConfig(env.LIFEBOAT_AGENT_CONFIG_TEXT, file) };
   return file ? loadConfigFile(file) : null;
 }

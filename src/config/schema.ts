@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import { cloudSectionSchema, instanceSnapshotsSchema } from './cloud.js';
 import { databasesSectionSchema } from './databases.js';
+import { backupsSectionSchema } from './backups.js';
+import { checkSchema, restoreTestSchema, retentionSchema } from './maintenance.js';
+import { agentSectionSchema, healthchecksSectionSchema, metricsSectionSchema, watchSectionSchema } from './agent.js';
 
 /**
  * The whole config file. Each section is its own small schema in its own file; the top level is
@@ -17,6 +20,15 @@ export const configSchema = z
     databases: databasesSectionSchema.default({}),
     cloud: cloudSectionSchema.optional(),
     instance_snapshots: instanceSnapshotsSchema.optional(),
+    // the agent (docs/configuration.md, "The agent")
+    backups: backupsSectionSchema.default({}),
+    retention: retentionSchema.optional(),
+    check: checkSchema.optional(),
+    restore_test: restoreTestSchema.optional(),
+    agent: agentSectionSchema.prefault({}),
+    watch: watchSectionSchema.prefault({}),
+    healthchecks: healthchecksSectionSchema.optional(),
+    metrics: metricsSectionSchema.prefault({}),
   })
   .strict();
 
