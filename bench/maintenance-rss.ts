@@ -36,7 +36,7 @@ function dirNode(name: string, subtree: string): TreeNode {
   return { name: Buffer.from(name), type: 'dir', mode: 0o40755, uid: 0, gid: 0, mtimeNs: t, ctimeNs: t, subtree };
 }
 
-async function build(dir: string, blobs: number, password: string): Promise<void> {
+export async function build(dir: string, blobs: number, password: string): Promise<void> {
   const storage = new LocalStorage(dir);
   const repo = await Repository.init(storage, password, { cacheDir: path.join(dir, '..', 'build-cache'), kdf: { opslimit: 1, memlimit: 8 * 1024 * 1024, salt: randomBytes(16) } });
   const dirs: string[] = [];
@@ -94,7 +94,9 @@ async function main(): Promise<void> {
   fs.rmSync(base, { recursive: true, force: true });
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+if (process.argv[1] && new URL(import.meta.url).pathname === path.resolve(process.argv[1])) {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}
