@@ -107,5 +107,5 @@ describe.skipIf(!haveDnf)('dnf hook (real dnf, scratch installroot)', () => {
     expect(open.out).toMatch(/WARNING: the pre-upgrade rollback point FAILED/);
     expect(installed()).toBe('lifeboat-tiny-2.0-1.noarch');
     expect((await runCli(['hooks', 'uninstall', 'dnf'], env)).stdout).toMatch(/removed/);
-  });
+  }, 300_000);
 });

@@ -86,7 +86,7 @@ describe.skipIf(!canRunApt)('apt hook (real apt-get)', () => {
       // not installed
     }
     await t?.cleanup();
-  });
+  }, 300_000);
 
   it('hooks install apt writes 80lifeboat pointing at this CLI and the config', async () => {
     const r = await runCli(['hooks', 'install', 'apt'], t.env);
@@ -98,7 +98,7 @@ describe.skipIf(!canRunApt)('apt hook (real apt-get)', () => {
     const st = await runCli(['--json', 'hooks', 'status'], t.env);
     const j = JSON.parse(st.stdout) as { hooks: { kind: string; installed: boolean; settings: Record<string, string> }[] };
     expect(j.hooks.find((h) => h.kind === 'apt')).toMatchObject({ installed: true, settings: { mode: 'config', fail: 'open', wait: 'config' } });
-  });
+  }, 300_000);
 
   it('apt-get install ./tiny.deb takes exactly one rollback point, with the package list', async () => {
     const r = await apt(['install', debs.v10!], t.env);
@@ -114,7 +114,7 @@ describe.skipIf(!canRunApt)('apt hook (real apt-get)', () => {
     expect(snaps).toHaveLength(1);
     const tx = await runCli(['dump', 'latest', path.join(t.dir, 'state', 'software-manifest', 'transaction.txt')], t.env);
     expect(tx.stdout).toBe(`${PKG} (new) 1.0\n`);
-  });
+  }, 300_000);
 
   it('an upgrade of several packages in one apt run: still one snapshot', async () => {
     const r = await apt(['install', debs.v11!, debs.two!], t.env);
@@ -125,7 +125,7 @@ describe.skipIf(!canRunApt)('apt hook (real apt-get)', () => {
     const newest = imgs.sort((a, b) => Number(b['lifeboat:time_ms']) - Number(a['lifeboat:time_ms']))[0]!;
     expect(String(newest['lifeboat:packages']).split(', ').sort()).toEqual([`${PKG} 1.0 -> 1.1`, `${PKG2} (new) 1.0`]);
     expect(newest['lifeboat:package_count']).toBe('2');
-  });
+  }, 300_000);
 
   it('several hook calls under one frontend process (unattended-upgrades minimal steps): one snapshot', async () => {
     // a shell whose process name is apt-get stands in for the frontend
@@ -141,7 +141,7 @@ describe.skipIf(!canRunApt)('apt hook (real apt-get)', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(preUpgradeImages(t.f).length, r.stderr).toBe(before + 1);
     expect(r.stderr).toMatch(/rollback point already taken in this apt run/);
-  });
+  }, 300_000);
 
   it('fail closed: a failed snapshot stops the install; fail open: it proceeds with a loud warning', async () => {
     expect((await runCli(['hooks', 'install', 'apt', '--fail', 'closed'], t.env)).code).toBe(0);
@@ -160,11 +160,11 @@ describe.skipIf(!canRunApt)('apt hook (real apt-get)', () => {
     expect(installedVersion(PKG)).toBe('1.2');
     const st = await runCli(['hooks', 'status'], t.env);
     expect(st.stdout).toMatch(/last hook run: .* \(apt\) FAILED/);
-  });
+  }, 300_000);
 
   it('hooks uninstall removes the file', async () => {
     const r = await runCli(['hooks', 'uninstall', 'apt'], t.env);
     expect(r.code).toBe(0);
     expect(fs.existsSync(APT_CONF)).toBe(false);
-  });
+  }, 300_000);
 });
