@@ -19,7 +19,10 @@ function errorOf(text: string): string {
 
 describe('config file', () => {
   it('an empty file is an empty config; defaults fill each database entry', () => {
-    expect(parseConfig('', F)).toEqual({ databases: {} });
+    const empty = parseConfig('', F);
+    expect(empty.databases).toEqual({});
+    expect(empty.repository).toBeUndefined();
+    expect(empty.password_file).toBeUndefined();
     const c = parseConfig('databases:\n  app: {type: postgres, databases: [app, billing]}\n  my: {type: mysql}\n', F);
     expect(c.databases.app).toEqual({ type: 'postgres', port: 5432, user: 'postgres', databases: ['app', 'billing'], dump_args: [], timeout: 2 * 3600 * 1000, tags: [] });
     expect(c.databases.my).toMatchObject({ type: 'mysql', port: 3306, user: 'root', databases: 'all' });
