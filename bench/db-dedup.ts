@@ -105,8 +105,8 @@ CREATE TABLE customers (id int PRIMARY KEY, name text, email text, city text, cr
 CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int, status text, amount numeric(12,2), created timestamptz, note text);
 INSERT INTO customers SELECT g, 'Customer ' || g, 'c' || g || '@example.org', (ARRAY['Geneva','Lyon','Oslo','Porto','Turin'])[1 + g % 5],
   timestamptz '2024-01-01' + g * interval '37 seconds' FROM generate_series(1, ${Math.floor(rows / 10)}) g;
-INSERT INTO orders SELECT g, 1 + (g * 7919) % ${Math.floor(rows / 10)}, (ARRAY['new','paid','shipped','delivered'])[1 + g % 4],
-  (g * 37 % 100000) / 100.0, timestamptz '2024-01-01' + g * interval '11 seconds', md5(g::text) || ' ' || substr(md5((g * 3)::text), 1, 12 + g % 20)
+INSERT INTO orders SELECT g, 1 + (g::bigint * 7919) % ${Math.floor(rows / 10)}, (ARRAY['new','paid','shipped','delivered'])[1 + g % 4],
+  (g::bigint * 37 % 100000) / 100.0, timestamptz '2024-01-01' + g * interval '11 seconds', md5(g::text) || ' ' || substr(md5((g * 3)::text), 1, 12 + g % 20)
   FROM generate_series(1, ${rows}) g;
 VACUUM ANALYZE;
 `,
