@@ -12,6 +12,7 @@ import Database from 'better-sqlite3';
 import type { SqliteEntry } from '../config/databases.js';
 import type { StreamSource } from '../engine/stream-backup.js';
 import { stamp } from './process.js';
+import { sweepStale } from './secret-file.js';
 import type { DatabaseSource, DumpUnit, RestoreRequest, RestoreResult, SourceContext } from './types.js';
 
 /** Copies `source` to `dest` (a new file) with the backup API; fails after `timeoutMs`. */
@@ -67,6 +68,7 @@ export class SqliteSource implements DatabaseSource {
 
   private async open(): Promise<StreamSource> {
     fs.mkdirSync(this.ctx.tmpDir, { recursive: true, mode: 0o700 });
+    sweepStale(this.ctx.tmpDir);
     const tmp = path.join(this.ctx.tmpDir, `sqlite-${crypto.randomBytes(8).toString('hex')}.db`);
     const remove = () => {
       for (const f of [tmp, `${tmp}-journal`, `${tmp}-wal`, `${tmp}-shm`]) fs.rmSync(f, { force: true });

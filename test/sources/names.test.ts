@@ -35,3 +35,28 @@ describe('names and escaping for database sources', () => {
     expect(findTool(['sh'], 'dash', { PATH: '/nonexistent:/bin:/usr/bin' })).toMatch(/\/sh$/);
   });
 });
+
+describe('leftovers of a killed run', () => {
+  it('old password files and SQLite copies are swept; fresh ones and other files stay', async () => {
+    const fs = await import('node:fs');
+    const path = await import('node:path');
+    const { tmpDir } = await import('../helpers/repo.js');
+    const { sweepStale } = await import('../../src/sources/secret-file.js');
+    const dir = tmpDir();
+    const touch = (name: string, ageMs: number) => {
+      const f = path.join(dir, name);
+      fs.writeFileSync(f, 'x');
+      const t = new Date(Date.now() - ageMs);
+      fs.utimesSync(f, t, t);
+    };
+    touch('pgpass-0123456789abcdef', 2 * 3600_000);
+    touch('my-cnf-0123456789abcdef', 2 * 3600_000);
+    touch('pgpass-fedcba9876543210', 60_000);
+    touch('sqlite-0123456789abcdef.db', 2 * 3600_000);
+    touch('sqlite-fedcba9876543210.db', 2 * 86_400_000);
+    touch('other', 10 * 86_400_000);
+    sweepStale(dir);
+    expect(fs.readdirSync(dir).sort()).toEqual(['other', 'pgpass-fedcba9876543210', 'sqlite-0123456789abcdef.db']);
+    fs.rmSync(dir, { recursive: true });
+  });
+});
