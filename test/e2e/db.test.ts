@@ -372,6 +372,22 @@ describe('MariaDB', () => {
     for (const o of outputs) expect(o).not.toContain(NASTY);
   });
 
+  it('socket: root through unix_socket authentication (Debian\'s default), no password anywhere', async () => {
+    const db = uniqueName('sock');
+    myCreate(my, db, 50);
+    const before = myFingerprint(my, db);
+    writeConfig(`databases:\n  local:\n    type: mysql\n    socket: ${process.env.MARIADB_TEST_SOCKET}\n    user: root\n    databases: [${db}]\n`);
+    const dump = await cli(['db', 'dump', 'local', '--json']);
+    expect(dump.stderr).toBe('');
+    expect(dump.code).toBe(0);
+    const [res] = JSON.parse(dump.stdout) as DumpJson[];
+    const snap = (await snapshots()).find((x) => x.id === res!.snapshot_id)!;
+    expect(snap.source).toMatchObject({ type: 'mysql', socket: process.env.MARIADB_TEST_SOCKET, user: 'root' });
+    const restore = await cli(['db', 'restore', 'local', '--json']);
+    expect(restore.code).toBe(0);
+    expect(myFingerprint(my, (JSON.parse(restore.stdout) as { target: string }).target)).toEqual(before);
+  });
+
   it('says which package to install when mariadb-dump is missing', async () => {
     writeConfig(`databases:\n${myEntry('maria', '[x]')}`);
     const r = await cli(['db', 'dump', 'maria'], { PATH: '/nonexistent' });
