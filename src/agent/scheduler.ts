@@ -96,7 +96,6 @@ export class Scheduler {
   catchUp(now = Date.now()): string[] {
     const caught: string[] = [];
     for (const js of this.jobs.values()) {
-      if (!js.cron) continue;
       const c = this.o.db.counters(js.spec.name)!;
       const last = this.o.db.lastFinishedRun(js.spec.name);
       if (last?.result === 'interrupted') {
@@ -104,6 +103,7 @@ export class Scheduler {
         caught.push(js.spec.name);
         continue;
       }
+      if (!js.cron) continue;
       const anchor = Math.max(c.lastScheduled ?? 0, last?.started ?? 0, c.firstSeen);
       const missed = js.cron.nextRun(new Date(anchor));
       if (missed && missed.getTime() <= now) {

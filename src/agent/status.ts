@@ -22,6 +22,7 @@ export interface JobStatus {
   kind: string;
   schedule: string | null;
   state: LiveState | 'unknown';
+  running_since?: string | null;
   next_run: string | null;
   last_run: RunJson | null;
   last_success: string | null;
@@ -80,13 +81,15 @@ export function nextRunOf(schedule: string | undefined, from = new Date()): numb
 export function jobStatuses(jobs: JobSpec[], db: StateDb | null, live?: Map<string, LiveJob>): JobStatus[] {
   return jobs.map((j) => {
     const c = db?.counters(j.name) ?? null;
-    const last = db?.lastRun(j.name) ?? null;
+    // the last finished run (a running one shows in `state` and `running_since`)
+    const last = db?.lastFinishedRun(j.name) ?? null;
     const l = live?.get(j.name);
     const s: JobStatus = {
       name: j.name,
       kind: j.kind,
       schedule: j.schedule ?? null,
       state: l?.state ?? 'unknown',
+      ...(l?.runningSince ? { running_since: iso(l.runningSince) } : {}),
       next_run: iso(l ? l.nextRun : nextRunOf(j.schedule)),
       last_run: last ? runJson(last) : null,
       last_success: iso(c?.lastSuccess),
