@@ -54,7 +54,7 @@ export function jobTable(c: LifeboatConfig, hostname = os.hostname()): JobSpec[]
     ionice: s.ionice ?? c.agent.ionice ?? (heavy ? 'best-effort:7' : 'best-effort:4'),
   });
   for (const [name, b] of Object.entries(c.backups)) {
-    const args = ['backup', '--json', '--tag', `job:${name}`];
+    const args = ['backup', '--json', '--retry-lock', c.agent.lock_wait, '--tag', `job:${name}`];
     for (const t of b.tags) args.push('--tag', t);
     for (const e of b.exclude) args.push('--exclude', e);
     for (const e of b.iexclude) args.push('--iexclude', e);
@@ -66,7 +66,7 @@ export function jobTable(c: LifeboatConfig, hostname = os.hostname()): JobSpec[]
     jobs.push({ ...base(name, 'backup', args, b, true), paths: b.paths, watch: b.watch ?? c.watch.enabled });
   }
   for (const [name, d] of Object.entries(c.databases)) {
-    jobs.push(base(`db:${name}`, 'db', ['db', 'dump', '--json', '--host', hostname, name], d as Scheduled, true));
+    jobs.push(base(`db:${name}`, 'db', ['db', 'dump', '--json', '--retry-lock', c.agent.lock_wait, '--host', hostname, name], d as Scheduled, true));
   }
   if (c.retention) jobs.push(base('retention', 'retention', forgetPruneArgs(c.retention, hostname), c.retention, true));
   if (c.check) jobs.push(base('check', 'check', checkArgs(c.check), c.check, true));

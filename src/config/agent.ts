@@ -24,6 +24,8 @@ export const agentSectionSchema = z
       })
       .strict()
       .prefault({}),
+    /** How long backups and dumps wait for a lock held by another host (e.g. its prune) before failing. */
+    lock_wait: z.string().regex(/^(\d+[smhd])+$/, 'a duration such as 30m').default('30m'),
     /** How long a job may run (default 24h); it is then stopped and counts as failed. */
     job_timeout: durationSchema.prefault('24h'),
     /** Log lines as text (default) or one JSON object per line. */
