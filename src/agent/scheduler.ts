@@ -44,7 +44,7 @@ export interface SchedulerOptions {
   /** Called when a run finished (the watcher clears its journal, metrics refresh). */
   onFinished?: (job: JobSpec, outcome: JobOutcome, started: number) => void;
   /** Called just before a job's child starts: extra environment for it. */
-  prepare?: (job: JobSpec, trigger: Trigger) => Record<string, string> | undefined;
+  prepare?: (job: JobSpec, trigger: Trigger) => { args?: string[]; env?: Record<string, string>; details?: Record<string, unknown> } | undefined;
   random?: () => number;
 }
 
@@ -242,16 +242,23 @@ export class Scheduler {
   }
 
   private start(js: JobState): void {
-    const spec = js.spec;
     const started = Date.now();
     js.state = 'running';
     js.runningSince = started;
     js.abort = new AbortController();
     this.running++;
-    const runId = this.o.db.startRun(spec.name, js.trigger, js.attempt, started);
-    const env = { ...(this.o.prepare?.(spec, js.trigger) ?? {}), ...(js.env ?? {}) };
+    const runId = this.o.db.startRun(js.spec.name, js.trigger, js.attempt, started);
+    let prep: ReturnType<NonNullable<SchedulerOptions['prepare']>>;
+    try {
+      prep = this.o.prepare?.(js.spec, js.trigger);
+    } catch (e) {
+      this.o.log(`job ${js.spec.name}: ${(e as Error).message} (a full scan instead)`);
+      prep = undefined;
+    }
+    const spec: JobSpec = prep?.args ? { ...js.spec, args: prep.args } : js.spec;
+    const env = { ...(prep?.env ?? {}), ...(js.env ?? {}) };
     js.env = undefined;
-    this.o.log(`job ${spec.name}: started (${js.trigger}${js.attempt > 1 ? `, attempt ${js.attempt}` : ''})`);
+    this.o.log(`job ${spec.name}: started (${js.trigger}${js.attempt > 1 ? `, attempt ${js.attempt}` : ''}${prep?.details?.scan ? `, ${prep.details.scan === 'journal' ? `journal: ${String(prep.details.journal_paths)} changed paths` : 'full scan'}` : ''})`);
     const hc = this.config.healthchecks;
     const log = this.o.log;
     js.done = (async () => {
@@ -269,6 +276,7 @@ export class Scheduler {
       } catch (e) {
         outcome = { result: 'failure', exitCode: null, bytesAdded: null, snapshots: [], error: (e as Error).message, details: {}, logTail: [], permanent: false };
       }
+      if (prep?.details) outcome.details = { ...prep.details, ...outcome.details };
       this.o.db.finishRun(runId, outcome);
       const secs = ((Date.now() - started) / 1000).toFixed(1);
       this.running--;

@@ -90,7 +90,7 @@ export class AgentService {
       log: (m) => this.log(m),
       globals: () => this.globals(),
       onFinished: (job, outcome, started) => this.finished(job, outcome, started),
-      prepare: (job) => this.watcher?.prepare(job),
+      prepare: (job, trigger) => this.watcher?.prepare(job, trigger),
     });
     const specs = jobTable(loaded.config);
     this.scheduler.configure(loaded.config, specs);
@@ -98,7 +98,7 @@ export class AgentService {
     for (const j of specs) if (!j.schedule) this.log(`job ${j.name}: no schedule (runs only through lifeboat run ${j.name})`);
     await this.startControl();
     await this.startMetrics();
-    this.watcher = new Watcher({ db: this.db, log: (m, l) => this.log(m, l), trigger: (name, why) => this.scheduler.trigger(name, why) });
+    this.watcher = new Watcher({ db: this.db, dir, log: (m, l) => this.log(m, l), trigger: (name, why) => this.scheduler.trigger(name, why) });
     this.watcher.configure(loaded.config, specs);
     if (loaded.config.agent.catch_up) this.scheduler.catchUp();
     process.on('SIGHUP', () => this.reload());
@@ -107,7 +107,7 @@ export class AgentService {
   }
 
   private finished(job: JobSpec, outcome: JobOutcome, started: number): void {
-    if (job.kind === 'backup' && (outcome.result === 'success' || outcome.result === 'incomplete')) this.watcher?.backedUp(job, started);
+    if (job.kind === 'backup' && (outcome.result === 'success' || outcome.result === 'incomplete')) this.watcher?.backedUp(job, started, outcome.details.scan);
     const rep = outcome.details.repository as { snapshots?: number; size_bytes?: number } | undefined;
     if (rep && typeof rep === 'object') this.db.setMeta('repository_stats', JSON.stringify({ ...rep, as_of: new Date().toISOString() }));
     if (outcome.result !== 'interrupted') this.probe = null;

@@ -8,6 +8,7 @@
  * limits are too low for the tree, the agent says so and relies on the full scans alone.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { LifeboatConfig } from '../config/schema.js';
 import type { WatchSection } from '../config/agent.js';
@@ -23,10 +24,20 @@ interface Watched {
   quietTimer: NodeJS.Timeout | null;
   /** The watcher stopped working (limits, errors): full scans only until the next reload/start. */
   failed: boolean;
+  /** When chokidar finished its initial scan: changes after it are in the journal. */
+  readyAt: number | null;
+}
+
+export interface Prepared {
+  args?: string[];
+  env?: Record<string, string>;
+  details?: Record<string, unknown>;
 }
 
 export interface WatcherOptions {
   db: StateDb;
+  /** Where the journal files handed to backups are written. */
+  dir: string;
   log: (msg: string, level?: 'info' | 'warn' | 'error') => void;
   trigger: (job: string, why: Trigger) => { ok: boolean; message: string };
 }
@@ -53,11 +64,12 @@ export class Watcher {
     }
     for (const [name, job] of want) {
       if (this.watched.has(name)) continue;
-      const w: Watched = { job, watcher: null, pending: new Set(), flushTimer: null, quietTimer: null, failed: false };
+      const w: Watched = { job, watcher: null, pending: new Set(), flushTimer: null, quietTimer: null, failed: false, readyAt: null };
       this.watched.set(name, w);
-      this.startOne(w);
-      // nothing is known about what changed while nobody watched: a full scan now
-      this.fullScan(w, this.first ? 'the agent started' : 'the watch began');
+      // nothing is known about what changed while nobody watched: a full scan once the watcher is
+      // ready (from then on the journal has every change)
+      const why = this.first ? 'the agent started' : 'the watch began';
+      if (!this.startOne(w, why)) this.fullScan(w, why);
     }
     this.first = false;
     if (this.scanTimer) clearInterval(this.scanTimer);
@@ -68,13 +80,18 @@ export class Watcher {
     }
   }
 
-  private startOne(w: Watched): void {
+  /** Starts watching; false when there is nothing to watch. */
+  private startOne(w: Watched, why: string): boolean {
     const name = w.job.name;
     const paths = (w.job.paths ?? []).filter((p) => fs.existsSync(p));
-    if (paths.length === 0) return;
+    if (paths.length === 0) return false;
     const watcher = watch(paths, { ignoreInitial: true, persistent: true, followSymlinks: false, ignorePermissionErrors: true });
     w.watcher = watcher;
     watcher.on('all', (_event, p) => this.changed(w, p));
+    watcher.on('ready', () => {
+      w.readyAt = Date.now();
+      this.fullScan(w, why);
+    });
     watcher.on('error', (err) => {
       const e = err as NodeJS.ErrnoException;
       if (e.code === 'ENOSPC' || e.code === 'EMFILE') {
@@ -83,9 +100,12 @@ export class Watcher {
         void this.closeOne(w);
       } else {
         this.o.log(`watch ${name}: watcher error (${e.message}): a full scan will catch what it missed`, 'warn');
+        // the journal may have a gap: journal-driven backups only after the next full scan
+        w.readyAt = Date.now();
       }
       this.fullScan(w, 'the watcher reported an error');
     });
+    return true;
   }
 
   private changed(w: Watched, p: string): void {
@@ -120,31 +140,51 @@ export class Watcher {
     if (r.ok) this.o.log(`watch ${w.job.name}: full scan (${why})`);
   }
 
-  /** A full scan when the last successful backup is older than the interval. */
+  private lastFullScan(name: string): number | null {
+    const v = this.o.db.getMeta(`full_scan:${name}`);
+    return v ? Number(v) : null;
+  }
+
+  /** A full scan when the last one is older than the interval. */
   private periodic(): void {
     const now = Date.now();
     for (const w of this.watched.values()) {
-      const c = this.o.db.counters(w.job.name);
-      const last = c?.lastSuccess ?? c?.firstSeen ?? now;
-      const lastRun = this.o.db.lastRun(w.job.name);
-      if (lastRun?.result === 'running') continue;
-      const since = Math.max(last, lastRun?.finished && lastRun.result !== 'success' ? 0 : 0);
-      if (now - since >= this.section.full_scan_interval) this.fullScan(w, `no full scan for ${Math.round((now - since) / 1000)} s`);
+      const last = this.lastFullScan(w.job.name) ?? this.o.db.counters(w.job.name)?.firstSeen ?? now;
+      if (now - last >= this.section.full_scan_interval) this.fullScan(w, `the last full scan was ${Math.round((now - last) / 1000)} s ago`);
     }
   }
 
-  /** Extra environment for a backup: how many changed paths the journal holds (for its log). */
-  prepare(job: JobSpec): Record<string, string> | undefined {
+  /**
+   * How a watched backup runs: journal-driven (only the directories holding changed paths are read)
+   * when the watcher has been watching since before the parent snapshot was started and a full
+   * scan is not due; else a full scan.
+   */
+  prepare(job: JobSpec, trigger: string): Prepared | undefined {
     const w = this.watched.get(job.name);
     if (!w) return undefined;
     this.flush(w);
-    return { LIFEBOAT_WATCH_CHANGED: String(this.o.db.countPending(job.name)) };
+    const pending = this.o.db.pendingChanges(job.name).map((c) => c.path);
+    const full = (why: string): Prepared => ({ details: { scan: 'full', scan_reason: why, journal_paths: pending.length } });
+    if (trigger !== 'watch' && trigger !== 'schedule') return full(`a ${trigger} run`);
+    if (w.failed || !w.watcher) return full('the watcher is not running');
+    if (w.readyAt === null) return full('the watcher is still starting');
+    const lastFull = this.lastFullScan(job.name);
+    if (lastFull === null) return full('no full scan yet');
+    if (Date.now() - lastFull >= this.section.full_scan_interval) return full('a full scan is due');
+    const parent = this.o.db.runs(job.name, 50).find((r) => r.result === 'success' || r.result === 'incomplete');
+    if (!parent || parent.started < w.readyAt) return full('the last backup started before the watcher was ready');
+    const file = path.join(this.o.dir, `journal-${job.name}.paths`);
+    fs.writeFileSync(file, pending.join('\0'), { mode: 0o600 });
+    const i = job.args.indexOf('--');
+    const args = i < 0 ? [...job.args, '--changed-from', file] : [...job.args.slice(0, i), '--changed-from', file, ...job.args.slice(i)];
+    return { args, env: { LIFEBOAT_WATCH_CHANGED: String(pending.length) }, details: { scan: 'journal', journal_paths: pending.length } };
   }
 
   /** A backup that started at `started` succeeded: the changes before it are in its snapshot. */
-  backedUp(job: JobSpec, started: number): void {
+  backedUp(job: JobSpec, started: number, scan: unknown): void {
     if (!this.watched.has(job.name)) return;
     this.o.db.clearChanges(job.name, started);
+    if (scan === 'full') this.o.db.setMeta(`full_scan:${job.name}`, String(started));
   }
 
   private async closeOne(w: Watched): Promise<void> {

@@ -54,6 +54,12 @@ export interface BackupOptions {
   onError?: (path: string, reason: string) => void;
   /** The snapshot's time (default now). */
   time?: Date;
+  /**
+   * A watcher journal's verdict: false for a directory in which nothing changed since the parent
+   * snapshot. Such a directory, when its own metadata is also unchanged, keeps the parent's subtree
+   * without being read (the agent's journal-driven backups); default: every directory is read.
+   */
+  scope?: (dirPath: string) => boolean;
 }
 
 export interface BackupProgress {
@@ -314,6 +320,12 @@ export class Archiver {
       const node = nodeFromStat(name, 'dir', st);
       await this.addXattrs(p, node);
       const crosses = this.opts.oneFileSystem && st.dev !== this.topDevice;
+      if (!crosses && this.opts.scope && old?.type === 'dir' && old.subtree && old.mtimeNs === st.mtimeNs && old.ctimeNs === st.ctimeNs && !this.opts.scope(pathText(p))) {
+        node.subtree = old.subtree;
+        this.summary.dirsUnmodified++;
+        this.progress.dirsDone++;
+        return node;
+      }
       const parentSub = old?.type === 'dir' && old.subtree ? await this.loadParentTree(old.subtree).catch(() => undefined) : undefined;
       node.subtree = crosses ? await this.saveTree([]) : await this.dirTree(p, parentSub, await this.excluder.isCacheDir(p));
       if (!old || old.type !== 'dir') this.summary.dirsNew++;

@@ -415,6 +415,52 @@ backups:
     expect((await stopAgent(again)).code).toBe(0);
   });
 
+  it('a journal-driven backup reads only the directories the watcher saw change', async () => {
+    const dir = await makeTempDir();
+    const head = await setupRepo(dir);
+    const data = path.join(dir, 'tree');
+    for (let d = 0; d < 40; d++) {
+      fs.mkdirSync(path.join(data, `d${d}`, 'deep'), { recursive: true });
+      for (let f = 0; f < 50; f++) fs.writeFileSync(path.join(data, `d${d}`, 'deep', `f${f}.txt`), `${d}/${f}\n`);
+    }
+    const config = path.join(dir, 'lifeboat.yaml');
+    fs.writeFileSync(config, `${head}
+agent: {state_dir: state}
+metrics: {enabled: false}
+watch:
+  enabled: true
+  continuous: 2s
+  debounce: 500ms
+backups:
+  tree:
+    paths: [${data}]
+`);
+    const agent = launch(config);
+    await waitFor('the full scan once the watcher is ready', async () => {
+      const s = await status(config).catch(() => undefined);
+      const j = s && job(s, 'tree');
+      return j?.last_run?.result === 'success' && j.last_run.details.scan === 'full' ? j : undefined;
+    }, 120_000, agent);
+    for (const d of [3, 17, 29]) fs.writeFileSync(path.join(data, `d${d}`, 'deep', 'f7.txt'), `changed ${d}\n`);
+    const j = await waitFor('the journal-driven backup', async () => {
+      const s = await status(config).catch(() => undefined);
+      const jj = s && job(s, 'tree');
+      return jj?.last_run?.result === 'success' && jj.last_run.trigger === 'watch' ? jj : undefined;
+    }, 120_000, agent);
+    expect(j.last_run!.details.scan).toBe('journal');
+    expect(j.last_run!.details.journal_paths).toBeGreaterThanOrEqual(3);
+    // three directories of 50 files read again, not 2,000 files
+    expect(j.last_run!.details.files_processed).toBe(150);
+    expect(j.last_run!.details.files_read).toBe(3);
+    expect(agent.log()).toMatch(/job tree: started \(watch, journal: \d+ changed paths\)/);
+    expect((await stopAgent(agent)).code).toBe(0);
+    // the snapshot is complete: every file, the changed ones with their new content
+    const ls = await cli(config, ['ls', 'latest', data, '--recursive', '--json']);
+    expect(ls.stdout.split('\n').filter((l) => l.includes('"type":"file"')).length).toBe(2000);
+    expect((await cli(config, ['dump', 'latest', path.join(data, 'd17', 'deep', 'f7.txt')])).stdout).toBe('changed 17\n');
+    expect((await cli(config, ['dump', 'latest', path.join(data, 'd18', 'deep', 'f7.txt')])).stdout).toBe('18/7\n');
+  });
+
   it('rejects bad agent config with file:line: field', async () => {
     const dir = await makeTempDir();
     const config = path.join(dir, 'lifeboat.yaml');

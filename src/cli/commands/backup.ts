@@ -1,4 +1,6 @@
+import fs from 'node:fs';
 import type { Command } from 'commander';
+import { journalScope, parseJournalFile } from '../../engine/journal-scope.js';
 import cliProgress from 'cli-progress';
 import { CliContext } from '../context.js';
 import { EXIT, UsageError } from '../exit-codes.js';
@@ -26,6 +28,7 @@ interface BackupCliOptions {
   stdinFromCommand?: boolean;
   readConcurrency?: string;
   time?: string;
+  changedFrom?: string;
 }
 
 const collect = (v: string, prev: string[]) => prev.concat([v]);
@@ -95,6 +98,7 @@ export function registerBackup(program: Command): void {
     .option('--stdin-filename <name>', 'file name for --stdin and --stdin-from-command', 'stdin')
     .option('--stdin-from-command', 'back up the standard output of the command given after --')
     .option('--read-concurrency <n>', 'files read at once (default 16)')
+    .option('--changed-from <file>', 'read only the directories holding these paths (NUL-separated; the agent\'s watcher journal); the rest comes from the parent snapshot')
     .option('--time <time>', 'the snapshot\'s time instead of now, as restic\'s --time ("2012-11-01 22:08:41" local time, or RFC 3339)')
     .action(async (paths: string[], opts: BackupCliOptions, cmd: Command) => {
       const ctx = CliContext.from(cmd);
@@ -162,6 +166,7 @@ export function registerBackup(program: Command): void {
           force: opts.force,
           dryRun: opts.dryRun,
           oneFileSystem: opts.oneFileSystem,
+          ...(opts.changedFrom !== undefined ? { scope: journalScope(parseJournalFile(fs.readFileSync(opts.changedFrom, 'utf8'))) } : {}),
           fileConcurrency,
           excludes: {
             exclude: opts.exclude,
