@@ -204,6 +204,12 @@ export function interpret(job: JobSpec, stdout: string): { bytesAdded: number | 
         details: { dumps: list.map((r) => ({ database: r.database, bytes: r.bytes, error: r.error })) },
       };
     }
+    case 'retention': {
+      const groups = docs.find((d): d is Json[] => Array.isArray(d)) ?? [];
+      const count = (k: string) => groups.reduce((n, g) => n + (Array.isArray(g[k]) ? (g[k] as unknown[]).length : 0), 0);
+      const pruned = docs.filter((d): d is Json => !!d && typeof d === 'object' && !Array.isArray(d)).at(-1);
+      return { bytesAdded: null, snapshots: [], details: { groups: groups.length, kept: count('keep'), removed: count('remove'), ...(pruned ? { prune: summarize(pruned) } : {}) } };
+    }
     default:
       return { bytesAdded: null, snapshots: [], details: last && typeof last === 'object' && !Array.isArray(last) ? summarize(last as Json) : {} };
   }

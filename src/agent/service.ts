@@ -108,7 +108,8 @@ export class AgentService {
 
   private finished(job: JobSpec, outcome: JobOutcome, started: number): void {
     if (job.kind === 'backup' && (outcome.result === 'success' || outcome.result === 'incomplete')) this.watcher?.backedUp(job, started, outcome.details.scan);
-    const rep = outcome.details.repository as { snapshots?: number; size_bytes?: number } | undefined;
+    const stats = outcome.details.stats as { snapshots?: number } | undefined;
+    const rep = (outcome.details.repository ?? (job.kind === 'check' && typeof stats?.snapshots === 'number' ? { ...repositoryStats(this.db), snapshots: stats.snapshots } : undefined)) as { snapshots?: number; size_bytes?: number } | undefined;
     if (rep && typeof rep === 'object') this.db.setMeta('repository_stats', JSON.stringify({ ...rep, as_of: new Date().toISOString() }));
     if (outcome.result !== 'interrupted') this.probe = null;
   }
