@@ -256,8 +256,70 @@ backups:
       const s = await status(config).catch(() => undefined);
       return s && job(s, 'big').last_run?.result === 'success' ? s : undefined;
     }, 180_000, again);
+    // the index checkpoint written at SIGTERM let the redone run reuse what had been uploaded
+    const redone = job(await status(config), 'big');
+    expect(redone.last_run!.trigger).toBe('catch-up');
+    expect(redone.last_run!.bytes_added).toBeLessThan(16 * (32 << 20));
     expect((await stopAgent(again)).code).toBe(0);
     expect((await cli(config, ['check'])).code).toBe(0);
+  });
+
+  it('overlap: queue runs one more right after the running one, never two at once', async () => {
+    const dir = await makeTempDir();
+    const head = await setupRepo(dir);
+    fs.mkdirSync(path.join(dir, 'data'));
+    fs.writeFileSync(path.join(dir, 'data', 'a.txt'), 'x');
+    const marks = path.join(dir, 'marks');
+    const config = path.join(dir, 'lifeboat.yaml');
+    fs.writeFileSync(config, `${head}
+agent: {state_dir: state, overlap: queue}
+metrics: {enabled: false}
+backups:
+  slow:
+    paths: [${path.join(dir, 'data')}]
+    schedule: "*/2 * * * * *"
+    before: "echo start >> ${marks}; sleep 3"
+    after: "echo end >> ${marks}"
+`);
+    const agent = launch(config);
+    await waitFor('three runs', async () => {
+      const st = await status(config).catch(() => undefined);
+      return st && job(st, 'slow').runs_total >= 3 ? st : undefined;
+    }, 120_000, agent);
+    await stopAgent(agent);
+    const lines = fs.readFileSync(marks, 'utf8').trim().split('\n');
+    for (let i = 0; i < lines.length; i++) expect(lines[i]).toBe(i % 2 === 0 ? 'start' : 'end');
+    expect(agent.log()).toMatch(/job slow: schedule run queued: the previous run \(since .*\) still runs/);
+  });
+
+  it('dumps a database entry on its schedule (job db:NAME)', async () => {
+    const dir = await makeTempDir();
+    const head = await setupRepo(dir);
+    const Database = (await import('better-sqlite3')).default;
+    const dbFile = path.join(dir, 'notes.db');
+    const sq = new Database(dbFile);
+    sq.exec("CREATE TABLE t (x TEXT); INSERT INTO t VALUES ('hello agent');");
+    sq.close();
+    const config = path.join(dir, 'lifeboat.yaml');
+    fs.writeFileSync(config, `${head}
+agent: {state_dir: state}
+metrics: {enabled: false}
+databases:
+  notes:
+    type: sqlite
+    path: ${dbFile}
+    schedule: "*/2 * * * * *"
+`);
+    const agent = launch(config);
+    const s = await waitFor('a dump', async () => {
+      const st = await status(config).catch(() => undefined);
+      return st && job(st, 'db:notes').last_run?.result === 'success' ? st : undefined;
+    }, 90_000, agent);
+    expect(job(s, 'db:notes').kind).toBe('db');
+    expect(job(s, 'db:notes').last_run!.snapshots).toHaveLength(1);
+    expect(job(s, 'db:notes').last_run!.bytes_added).toBeGreaterThan(0);
+    expect((await stopAgent(agent)).code).toBe(0);
+    expect((await snapshotsTagged(config, 'db:notes')).length).toBeGreaterThanOrEqual(1);
   });
 
   it('SIGHUP reloads the config; an invalid one is rejected and the old one kept', async () => {
