@@ -6,6 +6,12 @@ import { EXIT, exitCodeFor, oneLine } from './exit-codes.js';
 // lifeboat ships its own runtime; the SDK's warning about Node versions is not for our users
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
+// a reader that went away (`lifeboat snapshots | head`) ends us quietly, as SIGPIPE ends C tools
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? EXIT.ok);
+  throw e;
+});
+
 async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   program.exitOverride();

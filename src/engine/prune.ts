@@ -16,11 +16,10 @@ import type { PackBlob } from '../cache/index-db.js';
 import { verifyPackBytes } from '../repo/pack.js';
 import type { IndexPack } from '../repo/formats.js';
 import { listObjects } from '../repo/listing.js';
+import { INDEX_FILE_BLOBS, splitIndexPacks } from '../repo/index-split.js';
 import { toHex } from '../util/hex.js';
 import { ReachWalker } from './reach.js';
 
-/** A blob count per index file that keeps each file a few MiB (format §7). */
-export const INDEX_FILE_BLOBS = 50_000;
 /** Default grace period for young packs (DESIGN: hours, not seconds). */
 export const DEFAULT_GRACE_MS = 4 * 3600 * 1000;
 
@@ -231,7 +230,7 @@ export async function pruneRepository(repo: Repository, opts: PruneOptions = {})
       indexFilesBefore: indexFiles.length,
     };
     const nothingToDo = toDelete.length + toRepack.length + unrefDelete.length === 0;
-    const indexNeeded = Math.max(1, Math.ceil(repo.cache.stats().blobs / INDEX_FILE_BLOBS));
+    const indexNeeded = Math.max(1, Math.ceil(repo.cache.stats().blobs / INDEX_FILE_BLOBS) + 1);
     const consolidate = !nothingToDo || indexFiles.length > indexNeeded;
     if (opts.dryRun || (nothingToDo && !consolidate)) {
       return { ...summary, dryRun: !!opts.dryRun, packsWritten: 0, indexFilesWritten: 0, bytesFreed: 0 };
@@ -303,7 +302,11 @@ function maxUnusedBytes(m: MaxUnused, used: number): number {
   }
 }
 
-/** Writes index files (≤ INDEX_FILE_BLOBS blobs each) naming the given packs; returns their ids. */
+/**
+ * Writes index files naming the given packs (at most INDEX_FILE_BLOBS blobs each; a pack with
+ * more blobs is split across files) and returns their ids. Packs are read from the cache one at
+ * a time, so memory stays bounded.
+ */
 export async function writeConsolidatedIndex(
   repo: Repository,
   packIds: string[],
@@ -314,14 +317,14 @@ export async function writeConsolidatedIndex(
   let batch: IndexPack[] = [];
   let blobs = 0;
   const flush = async () => {
-    if (batch.length === 0) return;
-    ids.push(await repo.saveIndexFile({ version: 1, supersedes: [], packs: batch }));
+    for (const part of splitIndexPacks(batch)) ids.push(await repo.saveIndexFile({ version: 1, supersedes: [], packs: part }));
     batch = [];
     blobs = 0;
   };
   for (const id of packIds.sort()) {
     const entries = entriesOf(id);
     if (entries.length === 0) continue;
+    if (blobs > 0 && blobs + entries.length > INDEX_FILE_BLOBS) await flush();
     batch.push({
       id,
       type: entries[0]!.type === 0 ? 'data' : 'tree',
@@ -329,7 +332,6 @@ export async function writeConsolidatedIndex(
       blobs: entries.map((b) => ({ id: toHex(b.id), offset: b.offset, length: b.length, raw_length: b.rawLength })),
     });
     blobs += entries.length;
-    if (blobs >= INDEX_FILE_BLOBS) await flush();
   }
   await flush();
   return ids;

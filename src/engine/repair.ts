@@ -16,7 +16,8 @@ import type { IndexPack, Snapshot } from '../repo/formats.js';
 import { listObjects } from '../repo/listing.js';
 import { mapLimit } from '../util/concurrency.js';
 import { fromHexId, toHex } from '../util/hex.js';
-import { INDEX_FILE_BLOBS, writeConsolidatedIndex } from './prune.js';
+import { writeConsolidatedIndex } from './prune.js';
+import { INDEX_FILE_BLOBS, splitIndexPacks } from '../repo/index-split.js';
 import { decodeTree, encodeTree, type Tree, type TreeNode } from './tree.js';
 
 export interface RepairIndexOptions {
@@ -53,13 +54,13 @@ export async function repairIndex(repo: Repository, opts: RepairIndexOptions = {
     const packs = batch;
     batch = [];
     batchBlobs = 0;
-    const names = pendingBatch.splice(0);
-    const id = await repo.saveIndexFile({ version: 1, supersedes: [], packs });
-    fresh.push(id);
-    for (const p of names) freshIndexOf.set(p, id);
+    for (const part of splitIndexPacks(packs)) {
+      const id = await repo.saveIndexFile({ version: 1, supersedes: [], packs: part });
+      fresh.push(id);
+      for (const p of part) freshIndexOf.set(p.id, [...(freshIndexOf.get(p.id) ?? []), id]);
+    }
   };
-  const freshIndexOf = new Map<string, string>(); // pack id → the new index file naming it
-  const pendingBatch: string[] = [];
+  const freshIndexOf = new Map<string, string[]>(); // pack id → the new index files naming it
   await mapLimit(toRead, 8, async (o) => {
     try {
       const entries = await repo.readPackHeader(o.id);
@@ -70,7 +71,6 @@ export async function repairIndex(repo: Repository, opts: RepairIndexOptions = {
         blobs: entries.map((e) => ({ id: toHex(e.id), offset: e.offset, length: e.length, raw_length: e.rawLength })),
       });
       batchBlobs += entries.length;
-      pendingBatch.push(o.id);
       if (batchBlobs >= INDEX_FILE_BLOBS) await writeBatch();
     } catch (e) {
       damagedPacks.push({ id: o.id, message: (e as Error).message });
@@ -86,7 +86,7 @@ export async function repairIndex(repo: Repository, opts: RepairIndexOptions = {
   // a re-read pack's entries come from its header only, never from an old (wrong) index entry
   const entriesOf = (id: string) => {
     const fromHeader = freshIndexOf.get(id);
-    return fromHeader ? repo.cache.blobsInPackOf(id, fromHeader) : repo.cache.blobsInPack(id);
+    return fromHeader ? fromHeader.flatMap((f) => repo.cache.blobsInPackOf(id, f)) : repo.cache.blobsInPack(id);
   };
   const written = await writeConsolidatedIndex(repo, keep, (id) => sizes.get(id)!, entriesOf);
   const writtenSet = new Set(written);

@@ -26,9 +26,10 @@ import { PACK_TARGET_SIZE, PACK_TAIL_GUESS, PackWriter, parsePackTail, type Fini
 import { CHUNKER_AVG, CHUNKER_MAX, CHUNKER_MIN } from './chunker.js';
 import { RepoLock, type LockOptions } from './lock.js';
 import { defaultCacheDir } from './cache-dir.js';
-import { mapLimit } from '../util/concurrency.js';
+import { mapLimit, WeightedGate } from '../util/concurrency.js';
 import { crashPoint } from '../util/crash-point.js';
 import { listObjects } from './listing.js';
+import { splitIndexPacks } from './index-split.js';
 
 export interface OpenOptions {
   /** Root of all caches; the repository's own lives in <cacheDir>/<repo id>. */
@@ -54,6 +55,8 @@ export interface SubKeys {
 /** Index checkpoints during long writes (format §7). */
 const CHECKPOINT_BLOBS = 25_000;
 const CHECKPOINT_MS = 10 * 60 * 1000;
+/** Stored bytes of index files read at once while syncing the cache. */
+const INDEX_SYNC_BYTES = 4 * 1024 * 1024;
 const TYPE_CODE = { data: 0, tree: 1 } as const;
 
 export function packName(id: string): string {
@@ -303,11 +306,15 @@ export class Repository {
   // ------------------------------------------------------------------ cache sync
 
   /** Ids under folder/ that the cache lacks, and cached ids the repository no longer has. */
-  private async listingChanges(folder: 'index' | 'snapshots', known: Set<string>): Promise<{ toFetch: string[]; removed: string[] }> {
-    const present = new Set((await listObjects(this.storage, folder)).map((o) => o.id));
+  private async listingChanges(
+    folder: 'index' | 'snapshots',
+    known: Set<string>,
+  ): Promise<{ toFetch: string[]; removed: string[]; sizes: Map<string, number> }> {
+    const sizes = new Map((await listObjects(this.storage, folder)).map((o) => [o.id, o.size]));
     return {
-      toFetch: [...present].filter((id) => !known.has(id)),
-      removed: [...known].filter((id) => !present.has(id)),
+      toFetch: [...sizes.keys()].filter((id) => !known.has(id)),
+      removed: [...known].filter((id) => !sizes.has(id)),
+      sizes,
     };
   }
 
@@ -318,21 +325,27 @@ export class Repository {
    * `repair index` has mended it.
    */
   async syncIndex(): Promise<{ added: number; removed: number }> {
-    const { toFetch, removed } = await this.listingChanges('index', this.cache.indexIds());
+    const { toFetch, removed, sizes } = await this.listingChanges('index', this.cache.indexIds());
     this.unreadableIndex.clear();
-    const loaded = await mapLimit(toFetch, 8, async (id) => {
-      try {
-        return { id, file: await this.loadIndexFile(id) };
-      } catch (e) {
-        if (!(e instanceof IntegrityError || e instanceof UnsupportedVersionError)) throw e;
-        this.unreadableIndex.set(id, e.message);
-        this.warn(`skipping index/${id}: ${e.message} (run "lifeboat repair index")`);
-        return null;
-      }
-    });
-    const added = loaded.filter((a): a is { id: string; file: IndexFile } => a !== null);
-    this.cache.applyIndexChanges(added, removed);
-    return { added: added.length, removed: removed.length };
+    // each file goes into the cache as soon as it is read, at most ~4 MiB of them (stored) in flight:
+    // a large index never sits in memory whole
+    const gate = new WeightedGate(INDEX_SYNC_BYTES);
+    let added = 0;
+    this.cache.applyIndexChanges([], removed);
+    await mapLimit(toFetch, 8, (id) =>
+      gate.run(sizes.get(id) ?? 0, async () => {
+        try {
+          const file = await this.loadIndexFile(id);
+          this.cache.applyIndexChanges([{ id, file }], []);
+          added++;
+        } catch (e) {
+          if (!(e instanceof IntegrityError || e instanceof UnsupportedVersionError)) throw e;
+          this.unreadableIndex.set(id, e.message);
+          this.warn(`skipping index/${id}: ${e.message} (run "lifeboat repair index")`);
+        }
+      }),
+    );
+    return { added, removed: removed.length };
   }
 
   /** Like syncIndex for snapshots: an unreadable one is skipped with a warning (prune then refuses). */
@@ -485,7 +498,7 @@ export class Repository {
       this.unindexedBlobs = 0;
       this.lastCheckpoint = Date.now();
       try {
-        await this.saveIndexFile({ version: 1, supersedes: [], packs });
+        for (const part of splitIndexPacks(packs)) await this.saveIndexFile({ version: 1, supersedes: [], packs: part });
       } catch (e) {
         this.unindexed = packs.concat(this.unindexed);
         throw e;

@@ -37,19 +37,27 @@ describe.each(cases)('locks on $name', (backend) => {
     expect(await lockNames(storage)).toEqual([]);
   });
 
-  it('ignores stale locks: too old, or from a dead process on this host', async () => {
+  it('stale locks (too old, or from a dead process on this host) do not conflict and are removed, with a message', async () => {
     const storage = await backend.make();
     const base = { hostname: 'elsewhere', username: 'u', pid: 1, uid: 0, gid: 0, nonce: 'n', exclusive: true };
     const old = { ...base, time: new Date(Date.now() - 31 * 60 * 1000).toISOString() };
     await storage.put(`locks/${'a'.repeat(64)}`, sealJson(key, 'lock', old));
     const dead = { ...base, hostname: os.hostname(), pid: 2 ** 22 + 12345, time: new Date().toISOString() };
     await storage.put(`locks/${'b'.repeat(64)}`, sealJson(key, 'lock', dead));
-    const l = await RepoLock.acquire(storage, key, { exclusive: true });
+    const removed: string[] = [];
+    const l = await RepoLock.acquire(storage, key, { exclusive: true, onStaleRemoved: (m) => removed.push(m) });
     await l.release();
+    expect(removed).toHaveLength(2);
+    expect(removed).toEqual(expect.arrayContaining([
+      expect.stringMatching(/^removed stale exclusive lock held by u@elsewhere pid 1 since /),
+      expect.stringMatching(new RegExp(`^removed stale exclusive lock held by u@${os.hostname()} pid ${2 ** 22 + 12345} since `)),
+    ]));
+    expect(await listLocks(storage, key)).toEqual([]);
+    // a live lock elsewhere conflicts and stays
     const fresh = { ...base, time: new Date().toISOString() };
     await storage.put(`locks/${'c'.repeat(64)}`, sealJson(key, 'lock', fresh));
     await expect(RepoLock.acquire(storage, key, { exclusive: false })).rejects.toThrow(/elsewhere/);
-    expect((await listLocks(storage, key)).length).toBe(3);
+    expect((await listLocks(storage, key)).length).toBe(1);
   });
 
   it('--retry-lock waits for a lock that is released meanwhile', async () => {
