@@ -79,7 +79,7 @@ async function main(): Promise<void> {
       rows.push({ blobs: n, step, m });
       console.error(`${n} ${step}: ${m.wallS.toFixed(1)} s, ${m.rssMiB.toFixed(0)} MiB`);
     };
-    await run('snapshots (cache build)', ['snapshots', '-q']);
+    await run('cache rebuild (index sync)', ['cache', 'rebuild', '-q']);
     await run('check', ['check', '-q']);
     await run('check --read-data', ['check', '--read-data', '-q']);
     await run('forget (oldest)', ['forget', '--keep-last', '1', '-q']);
