@@ -1,12 +1,15 @@
 /**
  * Fetching file contents for a restore: every needed blob is located once in the index, blobs
  * are grouped per pack and adjacent ones merged into one ranged GET, and ranges are fetched
- * several at a time. Each blob is opened (decrypted, decompressed, id verified) once and handed
- * to every place that uses it.
+ * several at a time. Each range's blobs are opened (decrypted, decompressed, id verified) in
+ * the worker pool (SealPool.openRange) into one reused output buffer, then handed to every
+ * place that uses them: reads, CPU work and writes of different ranges overlap, and the bytes
+ * in flight (ranges read + their plaintext) are bounded.
  */
 import type { Repository } from '../repo/repository.js';
 import { packName } from '../repo/repository.js';
-import { openBlob } from '../repo/blob.js';
+import { outputSize } from '../repo/blob.js';
+import type { SealPool } from '../repo/seal-pool.js';
 import { fromHexId } from '../util/hex.js';
 
 export interface BlobRef {
@@ -27,10 +30,16 @@ export interface FetchRange {
 /** Largest gap of unneeded bytes read through to merge two blobs into one request. */
 export const MERGE_GAP = 1 << 20;
 /** Largest single ranged GET. */
-export const MAX_RANGE = 24 << 20;
+export const MAX_RANGE = 8 << 20;
+/** Most plaintext bytes of one range (a range of well-compressed blobs decodes to several times its size). */
+export const MAX_RANGE_RAW = 8 << 20;
 
-/** Groups blobs by pack and merges neighbours into ranges (sorted by pack, then offset). */
-export function planRanges(blobs: Iterable<BlobRef>, gap = MERGE_GAP, maxRange = MAX_RANGE): FetchRange[] {
+/**
+ * Groups blobs by pack and merges neighbours into ranges (sorted by pack, then offset). A
+ * range grows to at most `maxRange` bytes read and `maxRaw` bytes of plaintext (a single
+ * larger blob gets a range of its own).
+ */
+export function planRanges(blobs: Iterable<BlobRef>, gap = MERGE_GAP, maxRange = MAX_RANGE, maxRaw = MAX_RANGE_RAW): FetchRange[] {
   const byPack = new Map<string, BlobRef[]>();
   for (const b of blobs) {
     let l = byPack.get(b.packId);
@@ -41,13 +50,16 @@ export function planRanges(blobs: Iterable<BlobRef>, gap = MERGE_GAP, maxRange =
   for (const packId of [...byPack.keys()].sort()) {
     const list = byPack.get(packId)!.sort((a, b) => a.offset - b.offset);
     let cur: FetchRange | null = null;
+    let raw = 0;
     for (const b of list) {
       const end = b.offset + b.length;
-      if (cur && b.offset - (cur.offset + cur.length) <= gap && end - cur.offset <= maxRange) {
+      if (cur && b.offset - (cur.offset + cur.length) <= gap && end - cur.offset <= maxRange && raw + b.rawLength <= maxRaw) {
         cur.length = Math.max(cur.length, end - cur.offset);
         cur.blobs.push(b);
+        raw += b.rawLength;
       } else {
         cur = { packId, offset: b.offset, length: b.length, blobs: [b] };
+        raw = b.rawLength;
         out.push(cur);
       }
     }
@@ -60,54 +72,124 @@ export interface FetchStats {
   bytesDownloaded: number;
 }
 
+export interface FetchOptions {
+  /** Ranges being read, opened or written at once. */
+  concurrency: number;
+  /** Most bytes (ranges read + their plaintext) in flight; one range always goes. */
+  maxBytesInFlight: number;
+  /** Where blobs are opened (workers, or inline for a pool of size 0). */
+  pool: SealPool;
+}
+
 /**
- * Fetches every range with `concurrency` requests in flight and calls `onBlob` (awaited, so
- * slow writes hold back fetching) with each blob's verified plaintext. A range that fails is
- * retried blob by blob through repo.loadBlob (which tries every copy); a blob that still fails
- * goes to `onError`.
+ * Fetches every range with up to `concurrency` in flight (and at most `maxBytesInFlight`),
+ * opens its blobs in the pool, and calls `onBlob` with each blob's verified plaintext — for all
+ * blobs of a range at once, and awaited, so slow writes hold back fetching. `data` is valid only
+ * until the returned promise settles. A range that can't be read, or a blob that fails to open,
+ * is retried blob by blob through repo.loadBlob (which tries every copy); a blob that still
+ * fails goes to `onError`.
  */
 export async function fetchRanges(
   repo: Repository,
   ranges: FetchRange[],
-  concurrency: number,
+  opts: FetchOptions,
   onBlob: (b: BlobRef, data: Buffer) => Promise<void>,
   onError: (b: BlobRef, e: Error) => void,
   stats: FetchStats,
 ): Promise<void> {
   let next = 0;
-  const worker = async (): Promise<void> => {
+  let inFlight = 0;
+  let waiters: Array<() => void> = [];
+  const acquire = async (n: number): Promise<void> => {
+    while (inFlight > 0 && inFlight + n > opts.maxBytesInFlight) await new Promise<void>((r) => waiters.push(r));
+    inFlight += n;
+  };
+  const releaseBytes = (n: number): void => {
+    inFlight -= n;
+    const w = waiters;
+    waiters = [];
+    for (const r of w) r();
+  };
+  // read buffers, reused when the storage can read into them (local files): no fresh 16 MiB
+  // allocation (page faults, garbage for the collector) per range
+  const freeReads: ArrayBuffer[] = [];
+  const getInto = repo.storage.getInto?.bind(repo.storage);
+  const read = async (name: string, r: FetchRange): Promise<{ bytes: Buffer; owned: boolean }> => {
+    if (!getInto) return { bytes: await repo.storage.get(name, { offset: r.offset, length: r.length }), owned: false };
+    let best = -1;
+    for (let i = 0; i < freeReads.length; i++) {
+      const n = freeReads[i]!.byteLength;
+      if (n >= r.length && (best < 0 || n < freeReads[best]!.byteLength)) best = i;
+    }
+    const ab = best >= 0 ? freeReads.splice(best, 1)[0]! : new ArrayBuffer(outputSize(r.length));
+    const n = await getInto(name, r.offset, r.length, new Uint8Array(ab));
+    return { bytes: Buffer.from(ab, 0, n), owned: true };
+  };
+  const giveRead = (ab: ArrayBuffer | null): void => {
+    if (ab === null || ab.byteLength === 0) return;
+    freeReads.push(ab);
+    if (freeReads.length > opts.concurrency) {
+      freeReads.sort((a, b) => b.byteLength - a.byteLength);
+      freeReads.length = opts.concurrency;
+    }
+  };
+  const fallback = async (b: BlobRef): Promise<void> => {
+    let data: Buffer;
+    try {
+      data = await repo.loadBlob(fromHexId(b.id));
+    } catch (e) {
+      onError(b, e instanceof Error ? e : new Error(String(e)));
+      return;
+    }
+    await onBlob(b, data);
+  };
+  const lane = async (): Promise<void> => {
     while (next < ranges.length) {
       const r = ranges[next++]!;
-      const name = packName(r.packId);
-      let bytes: Buffer | null = null;
+      let raw = 0;
+      for (const b of r.blobs) raw += b.rawLength;
+      const cost = r.length + raw;
+      await acquire(cost);
       try {
-        stats.requests++;
-        bytes = await repo.storage.get(name, { offset: r.offset, length: r.length });
-        stats.bytesDownloaded += bytes.length;
-        if (bytes.length !== r.length) bytes = null;
-      } catch {
-        bytes = null;
-      }
-      for (const b of r.blobs) {
-        let data: Buffer;
+        const name = packName(r.packId);
+        let bytes: Buffer | null = null;
+        let owned = false;
         try {
-          if (bytes) {
-            const start = b.offset - r.offset;
-            try {
-              data = openBlob(repo.keys, fromHexId(b.id), bytes.subarray(start, start + b.length), name);
-            } catch {
-              data = await repo.loadBlob(fromHexId(b.id));
-            }
-          } else {
-            data = await repo.loadBlob(fromHexId(b.id));
-          }
-        } catch (e) {
-          onError(b, e instanceof Error ? e : new Error(String(e)));
+          stats.requests++;
+          ({ bytes, owned } = await read(name, r));
+          stats.bytesDownloaded += bytes.length;
+          if (bytes.length !== r.length) bytes = null;
+        } catch {
+          bytes = null;
+        }
+        if (bytes === null) {
+          for (const b of r.blobs) await fallback(b);
           continue;
         }
-        await onBlob(b, data);
+        const opened = await opts.pool.openRange(
+          bytes,
+          r.blobs.map((b) => ({ id: fromHexId(b.id), offset: b.offset - r.offset, length: b.length, rawLength: b.rawLength })),
+          name,
+          owned,
+        );
+        if (owned) giveRead(opened.input);
+        try {
+          let pos = 0;
+          const writes: Array<Promise<void>> = [];
+          for (let i = 0; i < r.blobs.length; i++) {
+            const b = r.blobs[i]!;
+            const data = opened.out.subarray(pos, pos + b.rawLength);
+            pos += b.rawLength;
+            writes.push(opened.errors[i] === null ? onBlob(b, data) : fallback(b));
+          }
+          await Promise.all(writes);
+        } finally {
+          opened.release();
+        }
+      } finally {
+        releaseBytes(cost);
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, ranges.length)) }, worker));
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency, ranges.length)) }, lane));
 }

@@ -25,7 +25,8 @@ import type { TreeNode } from './tree.js';
 import { TreeLoader, joinDisplay, resolvePath, walkTree } from './tree-load.js';
 import { PathMatcher } from './path-match.js';
 import { fetchRanges, planRanges, type BlobRef } from './restore-fetch.js';
-import { applyMetadata, IS_ROOT, setTimes, type MetaOptions } from './restore-meta.js';
+import { applyMetadata, applyMetadataSync, IS_ROOT, setTimes, type MetaOptions } from './restore-meta.js';
+import { SealPool } from '../repo/seal-pool.js';
 
 export type OverwritePolicy = 'always' | 'if-changed' | 'if-newer' | 'never';
 
@@ -92,7 +93,12 @@ interface Entry {
   tmp?: Buffer;
   total?: number;
   remaining?: number;
-  created?: Promise<void>;
+  /** The temporary file exists (created by this restore). */
+  created?: boolean;
+  /** Its open descriptor while it is being written. */
+  fd?: number;
+  /** Writes into it in progress. */
+  writers?: number;
   skipped?: boolean;
   done?: Promise<void>;
   resolveDone?: () => void;
@@ -103,13 +109,23 @@ const SLASH = Buffer.from('/');
 const ZERO_BLOCK = Buffer.alloc(4096);
 const O_NEW = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 const O_EXISTING = fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW;
+/** Files kept open between their blobs, at most (beyond, a file is closed until its next blob). */
+const MAX_OPEN_FILES = 256;
+/** Below this many bytes to restore the blobs are opened in this thread (no worker start-up). */
+const POOL_MIN_BYTES = 32 * 1024 * 1024;
+/** Bytes of ranges read and their plaintext in flight, at most. */
+const MAX_BYTES_IN_FLIGHT = 32 * 1024 * 1024;
 
 function join(dir: Buffer, name: Buffer): Buffer {
   return Buffer.concat([dir, SLASH, name]);
 }
 
+/** Temporary names: one random prefix per process and a counter (unpredictable, unique, cheap). */
+const TMP_PREFIX = `.lifeboat-${randomBytes(8).toString('hex')}-`;
+let tmpSeq = 0;
+
 function tmpName(dir: Buffer): Buffer {
-  return join(dir, Buffer.from(`.lifeboat-${randomBytes(8).toString('hex')}.tmp`));
+  return join(dir, Buffer.from(`${TMP_PREFIX}${(tmpSeq++).toString(36)}.tmp`));
 }
 
 function errText(e: unknown): string {
@@ -302,18 +318,33 @@ export async function restore(repo: Repository, snapshotId: string, opts: Restor
   }
   const needed = [...blobs.values()].filter((b) => b.targets.length > 0);
 
-  const finalize = async (e: Entry): Promise<void> => {
+  // One file handle per file being written, opened (created) at its first blob and closed by
+  // finalize; files with blobs in several ranges close in between when too many are open.
+  let openHandles = 0;
+  const handle = (e: Entry): number => {
+    if (e.fd === undefined) {
+      e.fd = fs.openSync(e.tmp!, e.created ? O_EXISTING : O_NEW, 0o600);
+      e.created = true;
+      openHandles++;
+    }
+    return e.fd;
+  };
+  const closeHandle = (e: Entry): void => {
+    if (e.fd === undefined) return;
+    const fd = e.fd;
+    e.fd = undefined;
+    openHandles--;
+    fs.closeSync(fd);
+  };
+  const finalize = (e: Entry): void => {
     try {
       if (!e.failed) {
-        await create(e);
-        const fh = await fsp.open(e.tmp!, O_EXISTING);
-        try {
-          await fh.truncate(e.total!);
-        } finally {
-          await fh.close();
-        }
-        await applyMetadata(e.tmp!, e.node, e.path, meta);
-        await fsp.rename(e.tmp!, e.dest);
+        const fd = handle(e);
+        // holes at the end of a sparse file were never written; everything else was
+        if (e.node.sparse) fs.ftruncateSync(fd, e.total!);
+        closeHandle(e);
+        applyMetadataSync(e.tmp!, e.node, e.path, meta);
+        fs.renameSync(e.tmp!, e.dest);
         result.filesRestored++;
         result.bytesRestored += e.total!;
         opts.onItem?.('restore', e.path, e.node);
@@ -321,56 +352,67 @@ export async function restore(repo: Repository, snapshotId: string, opts: Restor
     } catch (err) {
       fail(e, `${e.path}: ${errText(err)}`);
     }
-    if (e.failed && e.tmp) await fsp.unlink(e.tmp).catch(() => {});
+    if (e.fd !== undefined) {
+      try {
+        closeHandle(e);
+      } catch {
+        // already failed
+      }
+    }
+    if (e.failed && e.created) fs.rmSync(e.tmp!, { force: true });
     progress.filesDone++;
     report();
     e.resolveDone!();
   };
-  const create = (e: Entry): Promise<void> => {
-    e.created ??= fsp.open(e.tmp!, O_NEW, 0o600).then((fh) => fh.close());
-    return e.created;
-  };
   const finishedOne = (e: Entry): void => {
     e.remaining!--;
-    if (e.remaining === 0) void finalize(e);
+    if (e.remaining === 0) finalize(e);
+    else if (openHandles > MAX_OPEN_FILES && !e.writers) closeHandle(e);
   };
 
-  for (const e of work) if (e.remaining === 0) void finalize(e);
+  for (const e of work) if (e.remaining === 0) finalize(e);
   const stats = { requests: 0, bytesDownloaded: 0 };
-  await fetchRanges(
-    repo,
-    planRanges(needed),
-    opts.concurrency ?? 8,
-    async (b, data) => {
-      result.blobsFetched++;
-      const ref = blobs.get(b.id)!;
-      await Promise.all(ref.targets.map(async ({ e, offset }) => {
-        if (!e.failed) {
-          try {
-            await create(e);
-            const fh = await fsp.open(e.tmp!, O_EXISTING);
+  let restoreBytes = 0;
+  for (const b of needed) restoreBytes += b.rawLength;
+  // workers pay off for real restores; a small one (a single file) opens its blobs inline
+  // workers at normal priority: here the calling thread only reads and writes, the workers do
+  // the CPU work (a niced worker starves when other processes keep the cores busy)
+  const pool = await SealPool.create(repo.keys, { workers: restoreBytes >= POOL_MIN_BYTES ? undefined : 0, workerNice: 0 });
+  try {
+    await fetchRanges(
+      repo,
+      planRanges(needed),
+      { concurrency: opts.concurrency ?? 4, maxBytesInFlight: MAX_BYTES_IN_FLIGHT, pool },
+      async (b, data) => {
+        result.blobsFetched++;
+        const ref = blobs.get(b.id)!;
+        for (const { e, offset } of ref.targets) {
+          if (!e.failed) {
+            e.writers = (e.writers ?? 0) + 1;
             try {
-              await writeData(fh, data, offset, !!e.node.sparse);
+              await writeData(handle(e), data, offset, !!e.node.sparse);
+              progress.bytesDone += data.length;
+            } catch (err) {
+              fail(e, `${e.path}: ${errText(err)}`);
             } finally {
-              await fh.close();
+              e.writers--;
             }
-            progress.bytesDone += data.length;
-          } catch (err) {
-            fail(e, `${e.path}: ${errText(err)}`);
           }
+          finishedOne(e);
         }
-        finishedOne(e);
-      }));
-      report();
-    },
-    (b, err) => {
-      for (const { e } of blobs.get(b.id)!.targets) {
-        if (!e.failed) fail(e, `${e.path}: blob ${b.id}: ${err.message}`);
-        finishedOne(e);
-      }
-    },
-    stats,
-  );
+        report();
+      },
+      (b, err) => {
+        for (const { e } of blobs.get(b.id)!.targets) {
+          if (!e.failed) fail(e, `${e.path}: blob ${b.id}: ${err.message}`);
+          finishedOne(e);
+        }
+      },
+      stats,
+    );
+  } finally {
+    await pool.close();
+  }
   await Promise.all(work.map((e) => e.done));
   result.requests = stats.requests;
   result.bytesDownloaded = stats.bytesDownloaded;
@@ -493,18 +535,27 @@ async function shouldSkip(e: Entry, overwrite: OverwritePolicy): Promise<boolean
   return false;
 }
 
-async function writeAll(fh: fsp.FileHandle, data: Buffer, start: number, length: number, position: number): Promise<void> {
-  let done = 0;
-  while (done < length) {
-    const { bytesWritten } = await fh.write(data, start + done, length - done, position + done);
-    if (bytesWritten <= 0) throw new Error('short write');
-    done += bytesWritten;
-  }
+/** Writes `length` bytes of `data` from `start` at `position`, on the thread pool. */
+function writeAll(fd: number, data: Buffer, start: number, length: number, position: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let done = 0;
+    const step = (): void => {
+      fs.write(fd, data, start + done, length - done, position + done, (err, n) => {
+        if (err) return reject(err);
+        if (n <= 0) return reject(new Error('short write'));
+        done += n;
+        if (done < length) step();
+        else resolve();
+      });
+    };
+    if (length === 0) resolve();
+    else step();
+  });
 }
 
 /** Positioned write; for sparse files, all-zero 4 KiB blocks (aligned in the file) are skipped, leaving holes. */
-async function writeData(fh: fsp.FileHandle, data: Buffer, fileOffset: number, sparse: boolean): Promise<void> {
-  if (!sparse) return writeAll(fh, data, 0, data.length, fileOffset);
+async function writeData(fd: number, data: Buffer, fileOffset: number, sparse: boolean): Promise<void> {
+  if (!sparse) return writeAll(fd, data, 0, data.length, fileOffset);
   const B = ZERO_BLOCK.length;
   let run = -1;
   let pos = 0;
@@ -513,12 +564,12 @@ async function writeData(fh: fsp.FileHandle, data: Buffer, fileOffset: number, s
     const zero = data.subarray(pos, next).equals(ZERO_BLOCK.subarray(0, next - pos));
     if (!zero && run < 0) run = pos;
     if (zero && run >= 0) {
-      await writeAll(fh, data, run, pos - run, fileOffset + run);
+      await writeAll(fd, data, run, pos - run, fileOffset + run);
       run = -1;
     }
     pos = next;
   }
-  if (run >= 0) await writeAll(fh, data, run, data.length - run, fileOffset + run);
+  if (run >= 0) await writeAll(fd, data, run, data.length - run, fileOffset + run);
 }
 
 /** Re-reads a restored file and checks each chunk against its blob id. */

@@ -152,3 +152,36 @@ export function open(key: Uint8Array, sealed: Uint8Array, ad: Uint8Array): Buffe
   }
   return plaintext;
 }
+
+/**
+ * Like {@link open}, but decrypts into `out` (at `offset`; room for sealed length − OVERHEAD
+ * bytes) in {@link SLICE}-sized steps instead of allocating the plaintext; returns its length.
+ * On failure the bytes written to `out` are zeroed and {@link AuthError} is thrown: nothing in
+ * `out` may be used unless this returns.
+ */
+export function openInto(key: Uint8Array, sealed: Uint8Array, ad: Uint8Array, out: Uint8Array, offset = 0): number {
+  checkKey(key);
+  const len = sealed.length - OVERHEAD;
+  if (len < 0) throw new AuthError(`sealed message too short: ${sealed.length} bytes, need at least ${OVERHEAD}`);
+  if (!Number.isInteger(offset) || offset < 0 || offset + len > out.length) {
+    throw new RangeError(`openInto: need ${len} bytes at offset ${offset}, the output has ${out.length}`);
+  }
+  const nonce = sealed.subarray(0, NONCE_BYTES);
+  const decipher = createDecipheriv(ALGO, subkey(key, nonce), innerNonce(nonce), CIPHER_OPTS);
+  decipher.setAuthTag(sealed.subarray(NONCE_BYTES + len));
+  if (ad.length > 0) decipher.setAAD(ad, { plaintextLength: len });
+  let pos = offset;
+  const ct = sealed.subarray(NONCE_BYTES, NONCE_BYTES + len);
+  for (let at = 0; at < len; at += SLICE) {
+    const pt = decipher.update(ct.subarray(at, at + SLICE));
+    out.set(pt, pos);
+    pos += pt.length;
+  }
+  try {
+    decipher.final();
+  } catch {
+    out.fill(0, offset, offset + len);
+    throw new AuthError();
+  }
+  return len;
+}

@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
-import { OVERHEAD, open as aeadOpen, seal } from './aead.js';
-import { decodePayload, encodePayloadParts } from './compress.js';
+import { OVERHEAD, open as aeadOpen, openInto as aeadOpenInto, seal } from './aead.js';
+import { decodePayload, decodePayloadInto, encodePayloadParts } from './compress.js';
 import { IntegrityError } from './errors.js';
 import { blobId } from './keys-derive.js';
 import { toHex } from '../util/hex.js';
@@ -67,4 +67,71 @@ export function openBlob(
   const actual = blobId(keys.blobId, data);
   if (!timingSafeEqual(actual, id)) throw new IntegrityError(name, 'content does not match its id');
   return data;
+}
+
+/** Per-thread scratch for decrypted payloads ({@link openBlobInto}), grown to the largest seen. */
+let openScratch: Buffer | null = null;
+
+/**
+ * {@link openBlob} into `out`, which must be exactly the blob's plaintext length (from the
+ * index): decrypts into a reused scratch buffer, decodes into `out`, and checks that `out`
+ * hashes to `id`. Throws IntegrityError (naming `where`) on any failure; `out` is then garbage.
+ */
+export function openBlobInto(
+  keys: { encryption: Uint8Array; blobId: Uint8Array },
+  id: Buffer,
+  sealed: Uint8Array,
+  out: Buffer,
+  where: string,
+): void {
+  const payloadLen = sealed.length - OVERHEAD;
+  if (openScratch === null || openScratch.length < payloadLen) {
+    openScratch = Buffer.allocUnsafe(Math.max(1, Math.ceil(payloadLen / (1 << 20))) * (1 << 20)); // 1 MiB steps
+  }
+  try {
+    aeadOpenInto(keys.encryption, sealed, id, openScratch, 0);
+  } catch {
+    throw new IntegrityError(`blob ${toHex(id)} in ${where}`, 'authentication failed');
+  }
+  try {
+    decodePayloadInto(openScratch.subarray(0, payloadLen), out);
+  } catch (e) {
+    throw new IntegrityError(`blob ${toHex(id)} in ${where}`, `cannot decode payload: ${(e as Error).message}`);
+  }
+  if (!timingSafeEqual(blobId(keys.blobId, out), id)) throw new IntegrityError(`blob ${toHex(id)} in ${where}`, 'content does not match its id');
+}
+
+/**
+ * Opens the blobs of one ranged read (`input`; each blob's sealed bytes at `offset` in it) into
+ * `out`, blob i at the sum of the raw lengths before it. Returns per blob null (verified) or
+ * the error's message; a failed blob's bytes in `out` are garbage.
+ */
+export function openBlobsInto(
+  keys: { encryption: Uint8Array; blobId: Uint8Array },
+  input: Buffer,
+  blobs: ReadonlyArray<{ id: Uint8Array; offset: number; length: number; rawLength: number }>,
+  out: Buffer,
+  where: string,
+): Array<string | null> {
+  const errors: Array<string | null> = [];
+  let pos = 0;
+  for (const b of blobs) {
+    const dst = out.subarray(pos, pos + b.rawLength);
+    pos += b.rawLength;
+    try {
+      if (b.offset < 0 || b.offset + b.length > input.length) throw new Error(`blob ${toHex(b.id)}: outside the range read`);
+      if (dst.length !== b.rawLength) throw new Error('output buffer too small');
+      const id = Buffer.from(b.id.buffer, b.id.byteOffset, b.id.byteLength);
+      openBlobInto(keys, id, input.subarray(b.offset, b.offset + b.length), dst, where);
+      errors.push(null);
+    } catch (e) {
+      errors.push(e instanceof Error ? e.message : String(e));
+    }
+  }
+  return errors;
+}
+
+/** Output buffers for {@link openBlobsInto} are sized in 1 MiB steps so that later ranges fit them. */
+export function outputSize(rawTotal: number): number {
+  return Math.max(1, Math.ceil(rawTotal / (1024 * 1024))) * 1024 * 1024;
 }

@@ -185,3 +185,49 @@ function decompressUnknownSize(ctx: DCtx, body: Buffer, maxSize: number): Buffer
   }
   return pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces, total);
 }
+
+/**
+ * Decodes a payload into `out`, which must be exactly the plaintext's length (the index
+ * records it): a raw body is copied, a zstd frame decompressed straight into it. Throws
+ * {@link PayloadError} like {@link decodePayload}, and when the data is not exactly
+ * `out.length` bytes long.
+ */
+export function decodePayloadInto(buf: Uint8Array, out: Uint8Array): void {
+  if (buf.length === 0) throw new PayloadError('empty payload: missing encoding byte');
+  const encoding = buf[0];
+  const body = Buffer.from(buf.buffer, buf.byteOffset + 1, buf.length - 1);
+  if (encoding === ENCODING_RAW) {
+    if (body.length !== out.length) throw new PayloadError(`raw payload holds ${body.length} bytes, expected ${out.length}`);
+    out.set(body);
+    return;
+  }
+  if (encoding !== ENCODING_ZSTD) {
+    throw new PayloadError(`unknown payload encoding 0x${(encoding ?? 0).toString(16).padStart(2, '0')}`);
+  }
+  let frameLen: number;
+  let contentSize: number | null;
+  try {
+    frameLen = binding.findFrameCompressedSize(body);
+    contentSize = binding.getFrameContentSize(body);
+  } catch (err) {
+    throw new PayloadError(`corrupt zstd payload: ${zstdMessage(err)}`);
+  }
+  if (frameLen !== body.length) {
+    throw new PayloadError(`corrupt zstd payload: ${body.length - frameLen} bytes after the frame`);
+  }
+  if (contentSize === null) {
+    const data = decodePayload(buf, out.length);
+    if (data.length !== out.length) throw new PayloadError(`payload decodes to ${data.length} bytes, expected ${out.length}`);
+    out.set(data);
+    return;
+  }
+  if (contentSize !== out.length) throw new PayloadError(`zstd payload declares ${contentSize} bytes, expected ${out.length}`);
+  if (dctx === null) dctx = new binding.DCtx();
+  let n: number;
+  try {
+    n = dctx.decompress(out, body);
+  } catch (err) {
+    throw new PayloadError(`corrupt zstd payload: ${zstdMessage(err)}`);
+  }
+  if (n !== contentSize) throw new PayloadError(`corrupt zstd payload: ${n} bytes decoded, header says ${contentSize}`);
+}

@@ -33,9 +33,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { sealBlob, type BlobType, type SealedBlob } from './blob.js';
+import { openBlobsInto, outputSize, sealBlob, type BlobType, type SealedBlob } from './blob.js';
 import { DEFAULT_LEVEL } from './compress.js';
-import type { PackDone, PackTask, SealDone, SealFailed, SealTask, SealWorkerData } from './seal-worker.js';
+import type { OpenDone, OpenTask, PackDone, PackTask, SealDone, SealFailed, SealTask, SealWorkerData } from './seal-worker.js';
 
 export interface SealKeys {
   encryption: Uint8Array;
@@ -72,6 +72,15 @@ export interface SealPoolOptions {
   inlineSmallMax?: number;
 }
 
+/** Blobs of a range opened by {@link SealPool.openRange}. */
+export interface OpenedRange {
+  out: Buffer;
+  errors: Array<string | null>;
+  release(): void;
+  /** The input's memory, free again (handed back by the worker), or null. */
+  input: ArrayBuffer | null;
+}
+
 /** Joins a pack's parts and hashes them: Repository.packAssembler. */
 export type PackAssembler = (parts: Buffer[], size: number) => Promise<{ bytes: Buffer; id: string }>;
 
@@ -92,13 +101,15 @@ const MiB = 1024 * 1024;
 const MAX_FREE_BUFFERS = 64;
 /** Free pack buffers (~17 MiB each) kept for reuse, at most. */
 const MAX_FREE_PACK_BUFFERS = 2;
+/** Free restore output buffers kept, at most. */
+const MAX_FREE_OUTPUTS = 4;
 /** Used sealed-blob buffers waiting to go back to a worker, at most (the rest are dropped). */
 const MAX_FREE_SEALED = 32;
 
 interface Pending {
   /** A chunk being sealed (counts against the in-flight limits) or a pack being joined. */
   chunk: boolean;
-  done: (msg: SealDone | PackDone) => void;
+  done: (msg: SealDone | PackDone | OpenDone) => void;
   reject: (e: Error) => void;
   bytes: number;
   worker: PoolWorker;
@@ -153,6 +164,8 @@ export class SealPool {
    */
   private readonly sealedBuffers = new WeakSet<ArrayBuffer>();
   private readonly freeSealed: ArrayBuffer[] = [];
+  /** Restore: output buffers of openRange handed back by release(), for the next ranges. */
+  private readonly freeOutputs: ArrayBuffer[] = [];
   private seq = 0;
   private inFlightChunks = 0;
   private inFlightBytes = 0;
@@ -199,7 +212,7 @@ export class SealPool {
     this.workers.push(pw);
     return new Promise<void>((resolve, reject) => {
       let started = false;
-      worker.on('message', (msg: SealDone | SealFailed | PackDone | { kind: 'ready' }) => {
+      worker.on('message', (msg: SealDone | SealFailed | PackDone | OpenDone | { kind: 'ready' }) => {
         if (msg.kind === 'ready') {
           started = true;
           worker.unref(); // idle workers never keep the process alive: ref'd only while busy (dispatch/settle)
@@ -292,7 +305,7 @@ export class SealPool {
     const task: SealTask = { kind: 'seal', seq, type, buf, len, id, spare: spare === undefined ? [] : [spare] };
     if (spare !== undefined) this.stats.sealedBuffersRecycled++;
     return new Promise<SealedBlob>((resolve, reject) => {
-      const done = (msg: SealDone | PackDone) => {
+      const done = (msg: SealDone | PackDone | OpenDone) => {
         const m = msg as SealDone;
         this.sealedBuffers.add(m.sealed);
         resolve({ id: Buffer.from(m.id), type, sealed: Buffer.from(m.sealed, 0, m.sealedLength), rawLength: m.rawLength });
@@ -335,13 +348,78 @@ export class SealPool {
     const seq = this.seq++;
     const task: PackTask = { kind: 'pack', seq, parts: sent, size, into };
     return new Promise((resolve, reject) => {
-      const done = (msg: SealDone | PackDone) => {
+      const done = (msg: SealDone | PackDone | OpenDone) => {
         const m = msg as PackDone;
         this.packBuffers.add(m.bytes);
         resolve({ bytes: Buffer.from(m.bytes, 0, size), id: m.id });
       };
       this.dispatch(task, transfer, { chunk: false, done, reject, bytes: size });
     });
+  }
+
+  /**
+   * Opens the blobs of one ranged read of a pack for restore — decrypt, decode, verify each
+   * against its id ({@link openBlobsInto}) — in a worker (inline for an inline pool). `input`
+   * is transferred (detached here) when it owns its whole ArrayBuffer, else copied. The result's
+   * `out` holds blob i's plaintext at the sum of the raw lengths before it, valid where
+   * `errors[i]` is null; call `release()` once it is no longer used, so the next range can
+   * be decoded into the same memory.
+   */
+  openRange(input: Buffer, blobs: Array<{ id: Buffer; offset: number; length: number; rawLength: number }>,
+            where: string, owned = false): Promise<OpenedRange> {
+    let rawTotal = 0;
+    for (const b of blobs) rawTotal += b.rawLength;
+    const into = this.takeOutput(rawTotal);
+    const release = (out: ArrayBuffer) => () => this.giveOutput(out);
+    if (this.size === 0 || this.closed || this.failure) {
+      const out = into ?? new ArrayBuffer(outputSize(rawTotal));
+      try {
+        const errors = openBlobsInto(this.keys, input, blobs, Buffer.from(out), where);
+        const back = owned && input.byteOffset === 0 && input.buffer instanceof ArrayBuffer ? input.buffer : null;
+        return Promise.resolve({ out: Buffer.from(out, 0, rawTotal), errors, release: release(out), input: back });
+      } catch (e) {
+        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+      }
+    }
+    let buf: ArrayBuffer;
+    if (input.byteOffset === 0 && (owned || input.byteLength === input.buffer.byteLength) &&
+        input.buffer instanceof ArrayBuffer && input.buffer.byteLength > 0) {
+      buf = input.buffer;
+    } else {
+      buf = new ArrayBuffer(Math.max(1, input.length));
+      new Uint8Array(buf).set(input);
+    }
+    const seq = this.seq++;
+    const task: OpenTask = {
+      kind: 'open', seq, buf, len: input.length, rawTotal, into, where,
+      blobs: blobs.map((b) => ({ id: Uint8Array.from(b.id), offset: b.offset, length: b.length, rawLength: b.rawLength })),
+    };
+    return new Promise<OpenedRange>((resolve, reject) => {
+      const done = (msg: SealDone | PackDone | OpenDone) => {
+        const m = msg as OpenDone;
+        resolve({ out: Buffer.from(m.out, 0, rawTotal), errors: m.errors, release: release(m.out), input: m.buf });
+      };
+      this.dispatch(task, into === null ? [buf] : [buf, into], { chunk: false, done, reject, bytes: input.length + rawTotal });
+    });
+  }
+
+  private takeOutput(len: number): ArrayBuffer | null {
+    let best = -1;
+    for (let i = 0; i < this.freeOutputs.length; i++) {
+      const n = this.freeOutputs[i]!.byteLength;
+      if (n >= len && (best < 0 || n < this.freeOutputs[best]!.byteLength)) best = i;
+    }
+    return best < 0 ? null : this.freeOutputs.splice(best, 1)[0]!;
+  }
+
+  private giveOutput(out: ArrayBuffer): void {
+    if (this.closed || out.byteLength === 0 || this.freeOutputs.includes(out)) return;
+    this.freeOutputs.push(out);
+    // keep the largest few
+    if (this.freeOutputs.length > MAX_FREE_OUTPUTS) {
+      this.freeOutputs.sort((a, b) => b.byteLength - a.byteLength);
+      this.freeOutputs.length = MAX_FREE_OUTPUTS;
+    }
   }
 
   /** A Repository.packAssembler that uses this pool (null for an inline pool: nothing to gain). */
@@ -367,7 +445,7 @@ export class SealPool {
     repo.packReleaser = (bytes) => this.releasePack(bytes);
   }
 
-  private dispatch(task: SealTask | PackTask, transfer: ArrayBuffer[], p: Omit<Pending, 'worker'>): void {
+  private dispatch(task: SealTask | PackTask | OpenTask, transfer: ArrayBuffer[], p: Omit<Pending, 'worker'>): void {
     const pw = this.pickWorker();
     this.pending.set(task.seq, { ...p, worker: pw });
     if (p.chunk) {
@@ -445,16 +523,17 @@ export class SealPool {
     return n;
   }
 
-  private settle(pw: PoolWorker, msg: SealDone | SealFailed | PackDone): void {
+  private settle(pw: PoolWorker, msg: SealDone | SealFailed | PackDone | OpenDone): void {
     const p = this.pending.get(msg.seq);
     if (!p) return;
     this.forget(msg.seq, p);
     if (--pw.tasks === 0) pw.worker.unref();
-    if (msg.kind !== 'packed' && msg.buf !== null) this.giveBuffer(msg.buf);
+    // a chunk's transfer buffer comes back for reuse; a range read for restore is dropped
+    if ((msg.kind === 'done' || msg.kind === 'failed') && p.chunk && msg.buf !== null) this.giveBuffer(msg.buf);
     if (msg.kind === 'packed' && !this.closed) {
       for (const b of msg.recycled) if (this.freeSealed.length < MAX_FREE_SEALED) this.freeSealed.push(b);
     }
-    if (msg.kind === 'failed') p.reject(new Error(`${p.chunk ? 'sealing a blob' : 'assembling a pack'} failed: ${msg.message}`));
+    if (msg.kind === 'failed') p.reject(new Error(`${p.chunk ? 'sealing a blob' : 'a worker task'} failed: ${msg.message}`));
     else p.done(msg);
     this.wake();
   }
@@ -508,6 +587,7 @@ export class SealPool {
     this.free.length = 0;
     this.freePackBuffers.length = 0;
     this.freeSealed.length = 0;
+    this.freeOutputs.length = 0;
     this.wake();
   }
 }

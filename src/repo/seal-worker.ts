@@ -16,13 +16,17 @@
  *                  into: a used pack buffer to reuse, or null }
  *   ← PackDone   { seq, bytes: ArrayBuffer (the joined pack in its first `size` bytes, transferred), id,
  *                  recycled: the large parts' buffers, now free (transferred, to become spares) }
+ *   → OpenTask   { kind: 'open', seq, buf: ArrayBuffer (a range of a pack, transferred), blobs, rawTotal,
+ *                  into: a used output buffer to reuse, or null, where }
+ *   ← OpenDone   { seq, out: ArrayBuffer (each blob's verified plaintext at the sum of the previous
+ *                  blobs' raw lengths), errors: per blob null or a message, buf (handed back) }
  */
 import { createHash } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { sealInto } from './aead.js';
-import { blobPayload, type BlobType } from './blob.js';
+import { blobPayload, openBlobsInto, outputSize, type BlobType } from './blob.js';
 
 export interface SealWorkerData {
   encryption: Uint8Array;
@@ -98,6 +102,35 @@ export interface PackDone {
   recycled: ArrayBuffer[];
 }
 
+/**
+ * Open (decrypt, decode, verify against its id) the blobs of one range of a pack, for restore:
+ * {@link openBlobInto} for each, into one output buffer.
+ */
+export interface OpenTask {
+  kind: 'open';
+  seq: number;
+  /** The range's bytes (in its first `len` bytes). */
+  buf: ArrayBuffer;
+  len: number;
+  /** Each blob: its id, where its sealed bytes are in `buf`, and its plaintext length (index). */
+  blobs: Array<{ id: Uint8Array; offset: number; length: number; rawLength: number }>;
+  /** Sum of the blobs' raw lengths: the output's size. */
+  rawTotal: number;
+  /** A used output buffer to fill when it is large enough. */
+  into: ArrayBuffer | null;
+  /** The pack's name, for error messages. */
+  where: string;
+}
+
+export interface OpenDone {
+  kind: 'opened';
+  seq: number;
+  /** Blob i's plaintext at the sum of the raw lengths before it (valid only where errors[i] is null). */
+  out: ArrayBuffer;
+  errors: Array<string | null>;
+  buf: ArrayBuffer;
+}
+
 /** Room for any pack (16 MiB target plus one blob's worth of slack), so buffers can be reused. */
 const PACK_BUFFER_MIN = 17 * 1024 * 1024;
 
@@ -146,6 +179,16 @@ function ownBuffer(b: Uint8Array): ArrayBuffer {
   return copy.buffer;
 }
 
+/** Runs an {@link OpenTask}: the message to post back and its transfer list. */
+function openRange(keys: { encryption: Uint8Array; blobId: Uint8Array }, task: OpenTask): [OpenDone, ArrayBuffer[]] {
+  const out = task.into !== null && task.into.byteLength >= task.rawTotal && task.into !== task.buf
+    ? task.into
+    : new ArrayBuffer(outputSize(task.rawTotal));
+  const errors = openBlobsInto(keys, Buffer.from(task.buf, 0, task.len), task.blobs, Buffer.from(out), task.where);
+  const done: OpenDone = { kind: 'opened', seq: task.seq, out, errors, buf: task.buf };
+  return [done, out === task.buf ? [task.buf] : [out, task.buf]];
+}
+
 async function main(): Promise<void> {
   const port = parentPort;
   if (port === null) throw new Error('seal-worker must run in a worker thread');
@@ -153,7 +196,16 @@ async function main(): Promise<void> {
   const keys = { encryption: Buffer.from(data.encryption), blobId: Buffer.from(data.blobId) };
   const level = data.level;
   lowerPriority(data.nice ?? 0);
-  port.on('message', (task: SealTask | PackTask) => {
+  port.on('message', (task: SealTask | PackTask | OpenTask) => {
+    if (task.kind === 'open') {
+      try {
+        port.postMessage(...openRange(keys, task));
+      } catch (e) {
+        const failed: SealFailed = { kind: 'failed', seq: task.seq, message: e instanceof Error ? e.message : String(e), buf: task.buf };
+        port.postMessage(failed, [task.buf]);
+      }
+      return;
+    }
     if (task.kind === 'pack') {
       try {
         const buf = task.into !== null && task.into.byteLength >= task.size

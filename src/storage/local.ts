@@ -54,6 +54,31 @@ export class LocalStorage implements Storage {
     }
   }
 
+  async getInto(name: string, offset: number, length: number, buf: Uint8Array): Promise<number> {
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0 || length > buf.length) {
+      throw new StorageError('invalid', `${this.root}: invalid range ${offset}+${length} for ${name}`, false);
+    }
+    let fh: fs.FileHandle;
+    try {
+      fh = await fs.open(this.path(name), 'r');
+    } catch (e) {
+      throw await this.error(e, 'read', name);
+    }
+    try {
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await fh.read(buf, done, length - done, offset + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      return done;
+    } catch (e) {
+      throw await this.error(e, 'read', name);
+    } finally {
+      await fh.close();
+    }
+  }
+
   async put(name: string, data: Buffer, opts: PutOptions = {}): Promise<void> {
     const file = this.path(name);
     const dir = path.dirname(file);

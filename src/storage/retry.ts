@@ -53,10 +53,15 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: Re
 }
 
 export class RetryStorage implements Storage {
+  readonly getInto?: (name: string, offset: number, length: number, buf: Uint8Array) => Promise<number>;
+
   constructor(
     readonly inner: Storage,
     private readonly opts: RetryOptions = {},
-  ) {}
+  ) {
+    const into = inner.getInto?.bind(inner);
+    if (into) this.getInto = (name, offset, length, buf) => withRetry(() => into(name, offset, length, buf), this.opts);
+  }
 
   get location(): string {
     return this.inner.location;

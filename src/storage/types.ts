@@ -45,6 +45,12 @@ export interface Storage {
   readonly supportsConditionalPut: boolean;
   /** Whole object or a byte range. Throws NotFoundError when absent. */
   get(name: string, range?: ByteRange): Promise<Buffer>;
+  /**
+   * Optional (local files): reads up to `length` bytes at `offset` into `buf` from its start,
+   * without allocating; returns the bytes read (fewer at the object's end). Lets a restore
+   * reuse its read buffers.
+   */
+  getInto?(name: string, offset: number, length: number, buf: Uint8Array): Promise<number>;
   /** Writes the whole object atomically (readers see all of it or nothing). */
   put(name: string, data: Buffer, opts?: PutOptions): Promise<void>;
   /** Every object whose name starts with prefix (e.g. "index/"), in no particular order. */

@@ -182,3 +182,48 @@ import os from 'node:os';
     expect(stdout.trim()).toBe('done 2');
   });
 });
+
+describe('seal pool: openRange (restore)', () => {
+  for (const workers of [0, 2]) {
+    it(`opens a range of sealed blobs and names the damaged one (${workers} workers)`, async () => {
+      const pool = await SealPool.create(keys, { workers });
+      try {
+        const datas = inputs();
+        const sealed = datas.map((d) => sealBlob(keys, 'data', d));
+        const gap = Buffer.alloc(17, 0xee); // unneeded bytes between blobs, read through
+        const parts: Buffer[] = [];
+        const blobs: Array<{ id: Buffer; offset: number; length: number; rawLength: number }> = [];
+        let pos = 0;
+        for (const s of sealed) {
+          blobs.push({ id: s.id, offset: pos, length: s.sealed.length, rawLength: s.rawLength });
+          parts.push(s.sealed, gap);
+          pos += s.sealed.length + gap.length;
+        }
+        const range = Buffer.concat(parts);
+        for (let round = 0; round < 2; round++) { // the second round reuses the released buffers
+          const input = Buffer.from(range);
+          const opened = await pool.openRange(input, blobs, 'test-pack');
+          let at = 0;
+          for (let i = 0; i < datas.length; i++) {
+            expect(opened.errors[i]).toBeNull();
+            expect(opened.out.subarray(at, at + datas[i]!.length).equals(datas[i]!)).toBe(true);
+            at += datas[i]!.length;
+          }
+          opened.release();
+        }
+        const bad = Buffer.from(range);
+        bad[blobs[1]!.offset + 30]! ^= 1;
+        const opened = await pool.openRange(bad, blobs, 'test-pack');
+        expect(opened.errors[0]).toBeNull();
+        expect(opened.errors[1]).toMatch(/authentication failed/);
+        expect(opened.errors[2]).toBeNull();
+        // a blob listed under another blob's id fails its id check / authentication
+        const swapped = blobs.map((b, i) => (i === 0 ? { ...b, id: blobs[4]!.id } : b));
+        const opened2 = await pool.openRange(Buffer.from(range), swapped, 'test-pack');
+        expect(opened2.errors[0]).not.toBeNull();
+      } finally {
+        await pool.close();
+      }
+    });
+  }
+});
