@@ -25,6 +25,7 @@ import { registerForget } from './commands/forget.js';
 import { registerAgent } from './commands/agent.js';
 import { registerStatus } from './commands/status.js';
 import { registerRestoreTest } from './commands/restore-test.js';
+import { registerDoctor } from './commands/doctor.js';
 
 /** The whole command-line program; each command lives in its own file under commands/. */
 export function buildProgram(): Command {
@@ -68,5 +69,6 @@ export function buildProgram(): Command {
   registerAgent(program);
   registerStatus(program);
   registerRestoreTest(program);
+  registerDoctor(program);
   return program;
 }

@@ -523,6 +523,36 @@ backups:
     expect((await cli(config, ['dump', 'latest', path.join(data, 'd18', 'deep', 'f7.txt')])).stdout).toBe('18/7\n');
   });
 
+  it('doctor: one line per check with its fix; a world-readable password fails it', async () => {
+    const dir = await makeTempDir();
+    const head = await setupRepo(dir);
+    const config = path.join(dir, 'lifeboat.yaml');
+    fs.writeFileSync(config, `${head}
+agent: {state_dir: state}
+backups:
+  x: {paths: [${dir}], watch: true, schedule: "@daily"}
+databases:
+  pg: {type: postgres, host: 127.0.0.1}
+`);
+    const ok = await cli(config, ['doctor', '--json']);
+    const findings = JSON.parse(ok.stdout) as Array<{ check: string; verdict: string; message: string; fix?: string }>;
+    const by = (c: string) => findings.find((f) => f.check === c);
+    expect(by('config')?.verdict).toBe('ok');
+    expect(by('password file')?.verdict).toBe('ok');
+    expect(by('repository')).toMatchObject({ verdict: 'ok', message: expect.stringContaining('opens with the password') });
+    expect(by('inotify')?.verdict).toBe('ok');
+    expect(by('restore test')?.verdict).toBe('warn');
+    expect(by('agent')?.verdict).toBe('warn');
+    expect(by('databases.pg')?.verdict).toMatch(/ok|fail/);
+    fs.chmodSync(path.join(dir, 'pw'), 0o644);
+    fs.writeFileSync(path.join(dir, 'wrong'), 'nope\n', { mode: 0o600 });
+    const bad = await cli(config, ['doctor']);
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toMatch(/^FAIL  password file: .*pw is world-readable \(mode 0644\) — fix: chmod 600 /m);
+    const wrong = await cli(config, ['--password-file', path.join(dir, 'wrong'), 'doctor']);
+    expect(wrong.stdout).toMatch(/^FAIL  repository: .* — fix: check the password file/m);
+  });
+
   it('rejects bad agent config with file:line: field', async () => {
     const dir = await makeTempDir();
     const config = path.join(dir, 'lifeboat.yaml');
