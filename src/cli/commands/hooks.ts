@@ -87,6 +87,15 @@ export function registerHooks(program: Command): void {
       const how = (v: unknown, name: string) => (v === undefined ? `${name} from the config` : `${name} ${String(v)}`);
       ctx.out.result(`installed the ${kind} hook (${how(settings.mode, 'mode')}, fail ${settings.fail}, ${how(settings.wait, 'wait')}): ${files.join(', ')}`);
       if (kind === 'dnf5') ctx.out.info('the dnf5 hook needs the actions plugin (package libdnf5-plugin-actions)');
+      // the hook runs under apt/dnf (or unattended-upgrades): only the config file is sure to be there
+      if (!ctx.config) {
+        ctx.out.warn('no lifeboat config file: the hook reads /etc/lifeboat/lifeboat.yaml at each run; OS_* and LIFEBOAT_* variables of this shell are not seen by unattended-upgrades');
+      } else {
+        const c = ctx.config.config;
+        const m = mode ?? pre?.mode;
+        if (!c.cloud && m !== 'files') ctx.out.warn(`${ctx.config.file} has no cloud: section: the instance snapshot relies on clouds.yaml in /etc/openstack or root's home`);
+        if (!c.repository && m !== 'snapshot') ctx.out.warn(`${ctx.config.file} has no repository: the pre-upgrade file backup ${m === 'files' || m === 'both' ? 'will fail' : 'is skipped'}`);
+      }
     });
 
   cmd
