@@ -1,7 +1,10 @@
 #!/usr/bin/env node
-import { CommanderError } from 'commander';
-import { buildProgram } from './program.js';
-import { EXIT, exitCodeFor, oneLine } from './exit-codes.js';
+// first, before the rest of the CLI is loaded: the key derivation runs meanwhile (early-kdf.ts)
+import { startEarlyKdf } from './early-kdf.js';
+startEarlyKdf(process.argv.slice(2));
+const { CommanderError } = await import('commander');
+const { buildProgram } = await import('./program.js');
+const { EXIT, exitCodeFor, oneLine } = await import('./exit-codes.js');
 
 // lifeboat ships its own runtime; the SDK's warning about Node versions is not for our users
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

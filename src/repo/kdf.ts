@@ -2,7 +2,7 @@
  * Password → key-encryption key, with Argon2id v1.3 (libsodium crypto_pwhash, ALG_ARGON2ID13,
  * parallelism 1). Parameters are stored in each key file (docs/repository-format.md §2.2).
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 
@@ -86,7 +86,7 @@ sodium.ready.then(() => {
 }, (e) => parentPort.postMessage({ error: 'libsodium failed to load: ' + (e instanceof Error ? e.message : String(e)) }));
 `;
 
-function runKdfWorker(password: string, params: KdfParams): Promise<Uint8Array> {
+function runKdfWorker(password: string, params: KdfParams, background = false): Promise<Uint8Array> {
   const lib = createRequire(import.meta.url).resolve('libsodium-wrappers-sumo');
   return new Promise<Uint8Array>((resolve, reject) => {
     let settled = false;
@@ -98,6 +98,8 @@ function runKdfWorker(password: string, params: KdfParams): Promise<Uint8Array> 
         opslimit: params.opslimit, memlimit: params.memlimit,
       },
     });
+    // a speculative derivation (prefetchKey) never keeps the process alive
+    if (background) worker.unref();
     worker.once('message', (m: { key?: Uint8Array; error?: string }) => {
       settled = true;
       if (m.key) resolve(m.key);
@@ -125,6 +127,41 @@ export async function deriveKeyFromPassword(password: string, params: KdfParams)
     throw new Error('empty password refused: a repository password must not be empty');
   }
   validateKdfParams(params);
-  const key = await runKdfWorker(password, params);
+  const tag = prefetchTag(password, params);
+  const early = prefetched.get(tag);
+  prefetched.delete(tag);
+  let key: Uint8Array | null = null;
+  if (early) key = await early.catch(() => null);
+  key ??= await runKdfWorker(password, params);
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength);
+}
+
+/** Derivations started ahead of need (prefetchKey), by a hash of password and parameters. */
+const prefetched = new Map<string, Promise<Uint8Array>>();
+
+function prefetchTag(password: string, params: KdfParams): string {
+  return createHash('sha256')
+    .update(`${params.opslimit}:${params.memlimit}:`).update(params.salt).update(':').update(password, 'utf8')
+    .digest('hex');
+}
+
+/**
+ * Starts deriving the key for `password` and `params` now, in the background (the CLI does it
+ * while it is still loading its modules, from the key file it expects to need): a later
+ * deriveKeyFromPassword with the same password and parameters takes the result instead of
+ * deriving again. Nothing is trusted from it — it is the same function of the same inputs —
+ * and an unused one is simply dropped (its worker does not hold the process open).
+ */
+export function prefetchKey(password: string, params: KdfParams): void {
+  if (typeof password !== 'string' || password.length === 0) return;
+  try {
+    validateKdfParams(params);
+  } catch {
+    return;
+  }
+  const tag = prefetchTag(password, params);
+  if (prefetched.has(tag)) return;
+  const p = runKdfWorker(password, params, true);
+  p.catch(() => undefined);
+  prefetched.set(tag, p);
 }
