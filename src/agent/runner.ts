@@ -261,10 +261,15 @@ export async function runJob(job: JobSpec, o: RunOptions): Promise<JobOutcome> {
   return outcome;
 }
 
+/** The line that says what went wrong: lifeboat's own error line, else a crash's `...Error: ...` line, else the last line. */
 function lastError(tail: string[]): string {
   for (let i = tail.length - 1; i >= 0; i--) {
     const l = tail[i]!;
     if (/^lifeboat: /.test(l)) return l.slice('lifeboat: '.length);
   }
-  return tail.at(-1) ?? '';
+  for (let i = tail.length - 1; i >= 0; i--) {
+    const l = tail[i]!.trim();
+    if (/^(\w+)?Error\b.*:/.test(l) || /^\[?\w*Error\]?:/.test(l)) return l;
+  }
+  return (tail.filter((l) => !/^Node\.js v\d/.test(l.trim())).at(-1) ?? '').trim();
 }
