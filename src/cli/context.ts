@@ -57,6 +57,7 @@ export class CliContext {
     return openStorage(this.repositoryLocation(), {
       onRetry: (err, attempt, delayMs) =>
         this.out.debug(`retrying after ${err.message} (attempt ${attempt}, waiting ${Math.round(delayMs)} ms)`),
+      s3: s3OptionsFromEnv(),
     });
   }
 
@@ -119,6 +120,17 @@ export class CliContext {
     } catch (e) {
       throw new UsageError(`--retry-lock: ${(e as Error).message}`);
     }
+  }
+}
+
+/** LIFEBOAT_S3_TIMEOUT (a duration, default 2m): how long one S3 request may wait for an answer or stay idle. */
+function s3OptionsFromEnv(): { requestTimeoutMs?: number } {
+  const t = process.env.LIFEBOAT_S3_TIMEOUT;
+  if (!t) return {};
+  try {
+    return { requestTimeoutMs: parseDuration(t) };
+  } catch (e) {
+    throw new UsageError(`LIFEBOAT_S3_TIMEOUT: ${(e as Error).message}`);
   }
 }
 
