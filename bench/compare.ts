@@ -11,7 +11,8 @@
  *   restic:   repository v2 (0.14's default), compression auto.
  *   borg:     `init -e repokey-blake2`, default compression (lz4).
  * Steps (in this order, all tools for a step before the next step): init, initial backup, no-change
- * backup, [mutate to day 2], day-2 backup, full restore, single-file restore.
+ * backup, [mutate to day 2], day-2 backup, full restore, single-file restore, check --read-data
+ * (lifeboat `check --read-data`, restic `check --read-data`, borg `check --verify-data`).
  * Each step runs under `/usr/bin/time -v` (wall, user + sys CPU of the process tree, peak RSS of
  * the largest process), after `sync; echo 3 > /proc/sys/vm/drop_caches` (cold page cache; skipped
  * silently where not permitted — the JSON says whether it worked). Bytes stored = `du -sb` of the
@@ -176,6 +177,13 @@ class Runner {
     return timed('borg', ['create', `${this.repo}::${name}`, this.data], this.env);
   }
 
+  /** Full verification: every pack read, every blob decrypted and checked. */
+  checkData(): Promise<Measure> {
+    if (this.tool === 'lifeboat') return timed(process.execPath, [this.cli, '--quiet', 'check', '--read-data'], this.env);
+    if (this.tool === 'restic') return timed('restic', ['--quiet', 'check', '--read-data'], this.env);
+    return timed('borg', ['check', '--verify-data', this.repo], this.env);
+  }
+
   restore(target: string, name: string, single?: string): Promise<Measure> {
     fs.mkdirSync(target, { recursive: true });
     if (this.tool === 'lifeboat') {
@@ -191,7 +199,7 @@ class Runner {
   }
 }
 
-type StepName = 'init' | 'initial backup' | 'no-change backup' | 'day-2 backup' | 'full restore' | 'single-file restore';
+type StepName = 'init' | 'initial backup' | 'no-change backup' | 'day-2 backup' | 'full restore' | 'single-file restore' | 'check --read-data';
 
 interface StepResult extends Measure {
   storedBytes?: number;
@@ -266,13 +274,24 @@ async function main(): Promise<void> {
       fs.rmSync(target, { recursive: true, force: true });
       return { ...m, check };
     });
+    await step('check --read-data', async (r) => {
+      const t0 = Date.now();
+      try {
+        return { ...(await r.checkData()), check: 'ok' };
+      } catch (e) {
+        // a failed check is reported, not fatal to the rest of the run
+        log(`  ${r.tool} check --read-data failed: ${(e as Error).message.split('\n').slice(0, 3).join(' / ')}\n`);
+        const wallS = (Date.now() - t0) / 1000;
+        return { wallS, userS: NaN, sysS: NaN, cpuS: NaN, rssMiB: NaN, check: 'FAILED' };
+      }
+    });
   } finally {
     if (!args.keep) fs.rmSync(args.work, { recursive: true, force: true });
     else log(`kept ${args.work}\n`);
   }
 
   // ---- report
-  const steps: StepName[] = ['initial backup', 'no-change backup', 'day-2 backup', 'full restore', 'single-file restore'];
+  const steps: StepName[] = ['initial backup', 'no-change backup', 'day-2 backup', 'full restore', 'single-file restore', 'check --read-data'];
   const cols = args.tools;
   const ratioCols = cols.includes('lifeboat') ? cols.filter((t) => t !== 'lifeboat') : [];
   const fmt = (x: number | undefined, d = 2) => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(d));
@@ -290,6 +309,7 @@ async function main(): Promise<void> {
     row(s, 'wall s', (t) => g(t)?.wallS);
     if (s === 'initial backup') row(s, 'MB/s', (t) => (g(t) ? day1.bytes / 1e6 / g(t)!.wallS : undefined), 0);
     if (s === 'full restore') row(s, 'MB/s', (t) => (g(t) ? day2.bytes / 1e6 / g(t)!.wallS : undefined), 0);
+    if (s === 'check --read-data') row(s, 'repo MB/s', (t) => (g(t) ? (results[t]!['day-2 backup']?.storedBytes ?? NaN) / 1e6 / g(t)!.wallS : undefined), 0);
     row(s, 'CPU s', (t) => g(t)?.cpuS);
     row(s, 'peak RSS MiB', (t) => g(t)?.rssMiB, 0);
     if (s === 'initial backup') row(s, 'repo MB', (t) => (g(t)?.storedBytes ?? NaN) / 1e6, 1);
@@ -297,7 +317,7 @@ async function main(): Promise<void> {
     if (s === 'day-2 backup') row(s, 'repo +MB', (t) => ((g(t)?.storedBytes ?? NaN) - (results[t]!['no-change backup']?.storedBytes ?? NaN)) / 1e6, 2);
   }
   row('init', 'wall s', (t) => results[t]!.init?.wallS);
-  const checks = cols.flatMap((t) => (['full restore', 'single-file restore'] as StepName[]).map((s) => `${t} ${s}: ${results[t]![s]?.check ?? '–'}`));
+  const checks = cols.flatMap((t) => (['full restore', 'single-file restore', 'check --read-data'] as StepName[]).map((s) => `${t} ${s}: ${results[t]![s]?.check ?? '–'}`));
   const header =
     `scale ${args.scale}: day 1 ${day1.files} files, ${(day1.bytes / 1e6).toFixed(1)} MB; day 2 ${(day2.bytes / 1e6).toFixed(1)} MB; ` +
     `${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), page cache dropped before each step: ${dropWorks ? 'yes' : 'no'}; ` +

@@ -159,7 +159,8 @@ export class Archiver {
     currentFiles: new Set(), startedAt: Date.now(),
   };
   readonly summary = emptySummary();
-  private pool: SealPool | null = null;
+  /** The pool being started (at the first file that must be read: a no-change backup never starts it). */
+  private poolStart: Promise<SealPool> | null = null;
   private readonly excluder: Excluder;
   private readonly slots: Semaphore;
   private topDevice = 0n;
@@ -219,7 +220,6 @@ export class Archiver {
       cur.whole = true;
     }
 
-    if (!this.opts.dryRun) this.pool = await SealPool.create({ encryption: this.repo.keys.encryption, blobId: this.repo.keys.blobId }, this.opts.workers === undefined ? {} : { workers: this.opts.workers });
     let treeId: string;
     try {
       const parentRoot = parent ? await this.loadParentTree(parent.snapshot.tree) : undefined;
@@ -232,10 +232,13 @@ export class Archiver {
         if (r === null) throw new Error('none of the given paths could be read');
         treeId = r;
       }
+      // workers that could not start fail the backup (not each file that needed them)
+      if (this.poolStart) await this.poolStart;
       if (!this.opts.dryRun) await this.repo.flush();
     } finally {
-      await this.pool?.close();
-      this.pool = null;
+      const pool = this.poolStart ? await this.poolStart.catch(() => null) : null;
+      await pool?.close();
+      this.poolStart = null;
     }
 
     const s = this.summary;
@@ -444,9 +447,9 @@ export class Archiver {
 
   /** Where file bytes go: the repository, or (dry run) a hasher that only counts new bytes. */
   sink(): ContentSink {
-    const pool = this.pool;
-    if (pool) {
+    if (!this.opts.dryRun) {
       return async (source) => {
+        const pool = await this.sealPool();
         const r = await storeStream(this.repo, pool, source);
         this.summary.dataBlobs += r.newChunks;
         return r;
@@ -473,9 +476,31 @@ export class Archiver {
     };
   }
 
+  /** The seal pool, started on first use (its workers cost start-up time and memory). */
+  private sealPool(): Promise<SealPool> {
+    this.poolStart ??= SealPool.create(
+      { encryption: this.repo.keys.encryption, blobId: this.repo.keys.blobId },
+      this.opts.workers === undefined ? {} : { workers: this.opts.workers },
+    );
+    return this.poolStart;
+  }
+
   /** Encodes and stores a tree (a dry run only computes its id). */
   async saveTree(nodes: TreeNode[]): Promise<string> {
     const bytes = nodes.length === 0 ? EMPTY_TREE : encodeTree({ nodes });
+    if (!this.opts.dryRun) {
+      // an unchanged directory's tree is stored already: only its id is needed (no zstd, no AEAD)
+      const id = blobId(this.repo.keys.blobId, bytes);
+      if (this.repo.hasBlob(id)) return toHex(id);
+      const blob = sealBlob(this.repo.keys, 'tree', bytes, id);
+      const sealedLength = blob.sealed.length;
+      if (await this.repo.addSealedBlob(blob)) {
+        this.summary.treeBlobs++;
+        this.summary.dataAdded += bytes.length;
+        this.summary.dataAddedPacked += sealedLength;
+      }
+      return toHex(blob.id);
+    }
     if (this.opts.dryRun) {
       const id = blobId(this.repo.keys.blobId, bytes);
       const hex = toHex(id);
