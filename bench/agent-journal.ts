@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { timed, type Measure } from './measure.js';
 
 const CLI = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../dist/cli/main.js');
-const PER_DIR = 1000;
+const PER_DIR = 100;
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);

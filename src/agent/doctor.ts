@@ -163,7 +163,7 @@ export async function runDoctor(o: DoctorInput): Promise<Finding[]> {
     try {
       limit = Number(fs.readFileSync('/proc/sys/fs/inotify/max_user_watches', 'utf8').trim());
     } catch {
-      // not Linux: chokidar polls or uses FSEvents
+      // not Linux
     }
     const dirs = countDirs(watched.flatMap((j) => j.paths ?? []), limit);
     out.push(dirs > limit * 0.8

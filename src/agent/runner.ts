@@ -231,6 +231,7 @@ export async function runJob(job: JobSpec, o: RunOptions): Promise<JobOutcome> {
     result: 'failure', exitCode, bytesAdded: null, snapshots: [], error, details, logTail: tail, permanent,
   });
   const before = await runHooks('before', job.before, job, o, env);
+  if (before && o.signal?.aborted) return { ...fail(`stopped during the before command (the agent is stopping)`), result: 'interrupted' };
   if (before) {
     await runHooks('on_failure', job.onFailure, job, o, { ...env, LIFEBOAT_JOB_RESULT: 'failure', LIFEBOAT_JOB_ERROR: before });
     return fail(before);

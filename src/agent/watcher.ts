@@ -1,5 +1,5 @@
 /**
- * The watcher journal: chokidar watches the paths of each watched backup and records what changed
+ * The watcher journal: a directory-level watcher (dir-watch.ts: one inotify watch per directory) watches the paths of each watched backup and records what changed
  * in the state database. A backup then knows what changed since the last one (status and metrics
  * show the pending count); with `watch.continuous` a change triggers the backup a quiet interval
  * later. Watchers miss events (overflows, changes while the agent was down, network file systems),
@@ -9,7 +9,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { watch, type FSWatcher } from 'chokidar';
+import { DirWatch } from './dir-watch.js';
 import type { LifeboatConfig } from '../config/schema.js';
 import type { WatchSection } from '../config/agent.js';
 import type { JobSpec } from './jobs.js';
@@ -18,13 +18,13 @@ import type { Trigger } from './scheduler.js';
 
 interface Watched {
   job: JobSpec;
-  watcher: FSWatcher | null;
+  watcher: DirWatch | null;
   pending: Set<string>;
   flushTimer: NodeJS.Timeout | null;
   quietTimer: NodeJS.Timeout | null;
   /** The watcher stopped working (limits, errors): full scans only until the next reload/start. */
   failed: boolean;
-  /** When chokidar finished its initial scan: changes after it are in the journal. */
+  /** When the watcher had every directory watched: changes after it are in the journal. */
   readyAt: number | null;
 }
 
@@ -85,25 +85,27 @@ export class Watcher {
     const name = w.job.name;
     const paths = (w.job.paths ?? []).filter((p) => fs.existsSync(p));
     if (paths.length === 0) return false;
-    const watcher = watch(paths, { ignoreInitial: true, persistent: true, followSymlinks: false, ignorePermissionErrors: true });
-    w.watcher = watcher;
-    watcher.on('all', (_event, p) => this.changed(w, p));
-    watcher.on('ready', () => {
-      w.readyAt = Date.now();
-      this.fullScan(w, why);
+    const watcher = new DirWatch({
+      onChange: (p) => this.changed(w, p),
+      onError: (e, limit) => {
+        if (limit) {
+          this.o.log(`watch ${name}: the inotify limits are too low for this tree (${e.code} after ${watcher.size} directories: raise fs.inotify.max_user_watches / max_user_instances, e.g. sysctl fs.inotify.max_user_watches=1048576); falling back to full scans every ${Math.round(this.section.full_scan_interval / 60000)} min`, 'warn');
+          w.failed = true;
+          void this.closeOne(w);
+        } else {
+          this.o.log(`watch ${name}: watcher error (${e.message}): a full scan will catch what it missed`, 'warn');
+          // the journal may have a gap: journal-driven backups only after the next full scan
+          w.readyAt = Date.now();
+        }
+        this.fullScan(w, 'the watcher reported an error');
+      },
     });
-    watcher.on('error', (err) => {
-      const e = err as NodeJS.ErrnoException;
-      if (e.code === 'ENOSPC' || e.code === 'EMFILE') {
-        this.o.log(`watch ${name}: the inotify limits are too low for this tree (${e.code}: raise fs.inotify.max_user_watches / max_user_instances, e.g. sysctl fs.inotify.max_user_watches=1048576); falling back to full scans every ${Math.round(this.section.full_scan_interval / 60000)} min`, 'warn');
-        w.failed = true;
-        void this.closeOne(w);
-      } else {
-        this.o.log(`watch ${name}: watcher error (${e.message}): a full scan will catch what it missed`, 'warn');
-        // the journal may have a gap: journal-driven backups only after the next full scan
-        w.readyAt = Date.now();
-      }
-      this.fullScan(w, 'the watcher reported an error');
+    w.watcher = watcher;
+    void watcher.start(paths).then(() => {
+      if (w.failed || w.watcher !== watcher) return;
+      w.readyAt = Date.now();
+      this.o.log(`watch ${name}: watching ${watcher.size} directories`);
+      this.fullScan(w, why);
     });
     return true;
   }
@@ -193,7 +195,7 @@ export class Watcher {
     w.flushTimer = w.quietTimer = null;
     const watcher = w.watcher;
     w.watcher = null;
-    await watcher?.close().catch(() => undefined);
+    watcher?.close();
   }
 
   async close(): Promise<void> {

@@ -401,7 +401,9 @@ restore_test:
     // through the agent: reported in status and metrics
     const agent = launch(config);
     await waitFor('the agent', () => status(config).then((s) => (s.agent.running ? s : undefined)).catch(() => undefined), 60_000, agent);
-    expect((await cli(config, ['run', 'restore_test'])).code).toBe(0);
+    const waited = await cli(config, ['run', 'restore_test', '--wait']);
+    expect(waited.code, waited.stderr).toBe(0);
+    expect(waited.stdout).toContain('restore_test: success');
     const s = await waitFor('the restore test', async () => {
       const st = await status(config).catch(() => undefined);
       return st && job(st, 'restore_test').last_run?.result === 'success' ? st : undefined;

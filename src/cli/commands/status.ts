@@ -52,19 +52,37 @@ export function registerStatus(program: Command): void {
     .description('run a job of the config now: through the agent when it runs (queued, no overlap), else here in the foreground')
     .argument('<job>', 'a backup\'s name, db:NAME, retention, check, restore_test, instance_snapshot:TYPE')
     .option('--here', 'run in this process even when the agent runs (may then overlap with it; the repository lock still protects the data)')
-    .action(async (name: string, opts: { here?: boolean }, cmd: Command) => {
+    .option('--wait', 'through the agent: wait until the run finished and exit 1 when it failed')
+    .action(async (name: string, opts: { here?: boolean; wait?: boolean }, cmd: Command) => {
       const ctx = CliContext.from(cmd);
       if (!ctx.config) throw new UsageError('no config file: use --config');
       const spec = jobTable(ctx.config.config).find((j) => j.name === name);
       if (!spec) throw new UsageError(`no job named ${name} in ${ctx.config.file} (jobs: ${jobTable(ctx.config.config).map((j) => j.name).join(', ') || 'none'})`);
       if (!opts.here) {
-        const r = await agentRequest(socketPath(ctx.config.config), 'POST', `/run/${encodeURIComponent(name)}`);
+        const sock = socketPath(ctx.config.config);
+        const asked = Date.now() - 1000;
+        const r = await agentRequest(sock, 'POST', `/run/${encodeURIComponent(name)}`);
         if (r) {
           const body = JSON.parse(r.body) as { ok: boolean; message: string };
-          if (ctx.out.json) ctx.out.printJson({ via: 'agent', ...body });
-          else ctx.out.result(`agent: ${body.message}`);
-          if (!body.ok) throw new UsageError(body.message);
-          return;
+          if (!opts.wait || !body.ok) {
+            if (ctx.out.json) ctx.out.printJson({ via: 'agent', ...body });
+            else ctx.out.result(`agent: ${body.message}`);
+            if (!body.ok) throw new UsageError(body.message);
+            return;
+          }
+          if (!ctx.out.json) ctx.out.info(`agent: ${body.message}; waiting for it to finish`);
+          for (;;) {
+            await new Promise((res) => setTimeout(res, 1000));
+            const st = await agentRequest(sock, 'GET', '/status?probe=0');
+            if (!st) throw new UsageError('the agent stopped answering');
+            const j = (JSON.parse(st.body) as StatusReport).jobs.find((x) => x.name === name);
+            const last = j?.last_run;
+            if (!j || !last || Date.parse(last.started) < asked || j.state === 'running' || j.state === 'queued') continue;
+            if (ctx.out.json) ctx.out.printJson({ via: 'agent', job: name, ...last, state: j.state });
+            else ctx.out.result(`${name}: ${last.result}${last.error ? `: ${last.error}` : ''}${j.state === 'retrying' ? ` (a retry is scheduled for ${j.next_run})` : ''}`);
+            if (last.result === 'failure' || last.result === 'interrupted') throw new UsageError(`${name} failed`);
+            return;
+          }
         }
       }
       const g = ctx.globals;
