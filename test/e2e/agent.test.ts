@@ -99,7 +99,7 @@ backups:
     } finally {
       await hc.close();
     }
-  });
+  }, 300_000);
 
   it('never overlaps runs of one job: a run due while the last still runs is skipped and counted', async () => {
     const dir = await makeTempDir();
@@ -129,7 +129,7 @@ backups:
     // strictly alternating: no run started before the previous one ended
     for (let i = 0; i < lines.length; i++) expect(lines[i]).toBe(i % 2 === 0 ? 'start' : 'end');
     expect(agent.log()).toMatch(/job slow: schedule run skipped: the previous run \(since .*\) still runs/);
-  });
+  }, 300_000);
 
   it('retries a failing job with backoff, then gives up; status, metrics and the fail ping report it', async () => {
     const dir = await makeTempDir();
@@ -175,7 +175,7 @@ backups:
     } finally {
       await hc.close();
     }
-  });
+  }, 300_000);
 
   it('runs once at start what was missed while it was down (and a run the last stop interrupted)', async () => {
     const dir = await makeTempDir();
@@ -214,7 +214,7 @@ backups:
     expect(job(again, 'nightly').runs_total).toBe(1);
     expect(job(again, 'fresh').runs_total).toBe(0);
     expect((await stopAgent(agent)).code).toBe(0);
-  });
+  }, 300_000);
 
   it('SIGTERM during a backup: exits within 30 s, releases the lock, the repository checks clean; the cut run is redone at the next start', async () => {
     const dir = await makeTempDir();
@@ -262,7 +262,7 @@ backups:
     expect(redone.last_run!.bytes_added).toBeLessThan(16 * (32 << 20));
     expect((await stopAgent(again)).code).toBe(0);
     expect((await cli(config, ['check'])).code).toBe(0);
-  });
+  }, 300_000);
 
   it('overlap: queue runs one more right after the running one, never two at once', async () => {
     const dir = await makeTempDir();
@@ -290,7 +290,7 @@ backups:
     const lines = fs.readFileSync(marks, 'utf8').trim().split('\n');
     for (let i = 0; i < lines.length; i++) expect(lines[i]).toBe(i % 2 === 0 ? 'start' : 'end');
     expect(agent.log()).toMatch(/job slow: schedule run queued: the previous run \(since .*\) still runs/);
-  });
+  }, 300_000);
 
   it('dumps a database entry on its schedule (job db:NAME)', async () => {
     const dir = await makeTempDir();
@@ -320,7 +320,7 @@ databases:
     expect(job(s, 'db:notes').last_run!.bytes_added).toBeGreaterThan(0);
     expect((await stopAgent(agent)).code).toBe(0);
     expect((await snapshotsTagged(config, 'db:notes')).length).toBeGreaterThanOrEqual(1);
-  });
+  }, 300_000);
 
   it('SIGHUP reloads the config; an invalid one is rejected and the old one kept', async () => {
     const dir = await makeTempDir();
@@ -370,7 +370,7 @@ backups:
     expect(job(s, 'two').next_run).toBeNull();
     expect(agent.log()).toMatch(/reload: config .* loaded \(2 jobs: one, two\)/);
     expect((await stopAgent(agent)).code).toBe(0);
-  });
+  }, 300_000);
 
   it('restore test: restores a sample of the latest snapshots and verifies it; a corrupted pack fails it', async () => {
     const dir = await makeTempDir();
@@ -430,7 +430,7 @@ restore_test:
     expect(r.ok).toBe(false);
     expect(r.failures.length).toBeGreaterThan(0);
     expect(bad.stderr).toContain('restore test FAILED');
-  });
+  }, 300_000);
 
   it('the watcher journal records changes and backs them up a quiet interval later; a full scan at start catches changes made while it was down', async () => {
     const dir = await makeTempDir();
@@ -477,7 +477,7 @@ backups:
       return r.code === 0 && r.stdout === 'changed while down\n' ? true : undefined;
     }, 90_000, again);
     expect((await stopAgent(again)).code).toBe(0);
-  });
+  }, 300_000);
 
   it('a journal-driven backup reads only the directories the watcher saw change', async () => {
     const dir = await makeTempDir();
@@ -523,7 +523,7 @@ backups:
     expect(ls.stdout.split('\n').filter((l) => l.includes('"type":"file"')).length).toBe(2000);
     expect((await cli(config, ['dump', 'latest', path.join(data, 'd17', 'deep', 'f7.txt')])).stdout).toBe('changed 17\n');
     expect((await cli(config, ['dump', 'latest', path.join(data, 'd18', 'deep', 'f7.txt')])).stdout).toBe('18/7\n');
-  });
+  }, 300_000);
 
   it('doctor: one line per check with its fix; a world-readable password fails it', async () => {
     const dir = await makeTempDir();
@@ -553,7 +553,7 @@ databases:
     expect(bad.stdout).toMatch(/^FAIL  password file: .*pw is world-readable \(mode 0644\) — fix: chmod 600 /m);
     const wrong = await cli(config, ['--password-file', path.join(dir, 'wrong'), 'doctor']);
     expect(wrong.stdout).toMatch(/^FAIL  repository: .* — fix: check the password file/m);
-  });
+  }, 300_000);
 
   it('rejects bad agent config with file:line: field', async () => {
     const dir = await makeTempDir();
@@ -573,5 +573,5 @@ agent:
     expect(r.stderr).toMatch(/lifeboat\.yaml:5: backups\.x\.schedule: invalid cron expression "61 \* \* \* \*"/);
     expect(r.stderr).toMatch(/lifeboat\.yaml:\d+: retention: no keep rule/);
     expect(r.stderr).toMatch(/lifeboat\.yaml:9: agent\.overlap: expected "skip" or "queue"/);
-  });
+  }, 300_000);
 });

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { configFileFor } from '../../config/load.js';
+import { configFileFor, loadConfigFile } from '../../config/load.js';
 import { UsageError } from '../exit-codes.js';
 import type { GlobalOptions } from '../context.js';
 import { AgentService } from '../../agent/service.js';
@@ -27,11 +27,23 @@ export function registerAgent(program: Command): void {
         const f = path.join(creds, 'password');
         if (fs.existsSync(f)) passwordFile = f;
       }
+      // systemd's CacheDirectory= (/var/cache/lifeboat), unless --cache-dir, LIFEBOAT_CACHE_DIR or cache_dir: say otherwise
+      let cacheDir = g.cacheDir;
+      if (!cacheDir && !process.env.LIFEBOAT_CACHE_DIR && process.env.CACHE_DIRECTORY) {
+        const fromConfig = (() => {
+          try {
+            return loadConfigFile(file).config.cache_dir;
+          } catch {
+            return undefined; // the agent reports the config's errors itself
+          }
+        })();
+        if (!fromConfig) cacheDir = process.env.CACHE_DIRECTORY.split(':')[0];
+      }
       const agent = new AgentService({
         configFile: file,
         ...(g.repo ? { repo: g.repo } : {}),
         ...(passwordFile ? { passwordFile } : {}),
-        ...(g.cacheDir ? { cacheDir: g.cacheDir } : {}),
+        ...(cacheDir ? { cacheDir } : {}),
         ...(opts.logFormat ? { logFormat: opts.logFormat as 'text' | 'json' } : {}),
       });
       await agent.start();
