@@ -44,6 +44,10 @@ export function exitCodeFor(e: unknown): number {
 
 /** One line, no stack trace: what the user sees on stderr. */
 export function oneLine(e: unknown): string {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (code === 'SQLITE_FULL') {
+    return 'the local cache is full (no space left for its database): free space there or use --cache-dir elsewhere; the repository is unharmed';
+  }
   const msg = e instanceof Error ? e.message : String(e);
   return msg.replace(/\s*\n\s*/g, ' ').trim() || 'unknown error';
 }

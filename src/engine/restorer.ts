@@ -13,6 +13,7 @@
  *   sparse files keep their holes, owners (as root), mode, xattrs, ns times (directories' after
  *   their children), hardlinks, symlinks (verbatim targets), FIFOs and devices.
  */
+import { getSystemErrorMap } from 'node:util';
 import fs from 'node:fs';
 import nodePath from 'node:path';
 import fsp from 'node:fs/promises';
@@ -130,7 +131,10 @@ function tmpName(dir: Buffer): Buffer {
 
 function errText(e: unknown): string {
   const err = e as NodeJS.ErrnoException;
-  return err.code && err.syscall ? `${err.code} (${err.syscall})` : (err.message ?? String(e));
+  if (!(err.code && err.syscall)) return err.message ?? String(e);
+  // "ENOSPC (write): no space left on device"
+  const what = typeof err.errno === 'number' ? getSystemErrorMap().get(err.errno)?.[1] : undefined;
+  return `${err.code} (${err.syscall})${what ? `: ${what}` : ''}`;
 }
 
 export async function restore(repo: Repository, snapshotId: string, opts: RestoreOptions): Promise<RestoreResult> {
