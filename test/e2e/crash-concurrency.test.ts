@@ -92,7 +92,7 @@ describe.each(['local', 's3'] as const)('kill -9 during backup and prune (%s)', 
     expect(warnings.warnings).toEqual([]);
     for (const [id, state] of states) await expectRestoresTo(env, id, src, state, scratch);
     fs.rmSync(dir, { recursive: true, force: true });
-  });
+  }, 900000);
 });
 
 function spawnCli(args: string[], env: Record<string, string>): Promise<{ code: number; stderr: string }> {
@@ -152,7 +152,7 @@ describe.each(['local', 's3'] as const)('concurrent clients (%s)', (kind) => {
       await expectRestoresTo(env, snap.id, s, states[i]!, path.join(dir, 'restore'));
     }
     fs.rmSync(dir, { recursive: true, force: true });
-  });
+  }, 900000);
 });
 
 describe('a fresh machine (s3)', () => {
@@ -173,5 +173,5 @@ describe('a fresh machine (s3)', () => {
     expect(info.snapshots).toBe(1);
     expect(info.blobs).toBeGreaterThan(0);
     fs.rmSync(dir, { recursive: true, force: true });
-  });
+  }, 900000);
 });

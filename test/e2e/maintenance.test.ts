@@ -117,7 +117,7 @@ describe.each(['local', 's3'] as const)('check, forget and prune (%s)', (kind) =
     const again = JSON.parse(await ok(['prune', '--grace', '0s', '--json'], env)) as Record<string, number>;
     expect(again.packs_to_delete + again.packs_to_repack + again.unreferenced_packs_deleted).toBe(0);
     fs.rmSync(dir, { recursive: true, force: true });
-  });
+  }, 600000);
 });
 
 type Damage = 'data-pack' | 'tree-pack' | 'index' | 'snapshot' | 'missing-pack';
@@ -216,7 +216,7 @@ describe.each(['local', 's3'] as const)('check names damage and repair mends it 
       expect((await check(env, '--read-data')).code).toBe(0);
     }
     fs.rmSync(dir, { recursive: true, force: true });
-  });
+  }, 600000);
 });
 
 describe.each(['local', 's3'] as const)('locks (%s)', (kind) => {
@@ -276,5 +276,5 @@ describe.each(['local', 's3'] as const)('locks (%s)', (kind) => {
     await r2.close();
     await s2.close();
     fs.rmSync(dir, { recursive: true, force: true });
-  });
+  }, 600000);
 });
