@@ -20,6 +20,7 @@ export interface GlobalOptions {
   retryLock?: string;
   /** false with --no-lock: read-only commands take no shared lock. */
   lock?: boolean;
+  appendOnly?: boolean;
   json?: boolean;
   quiet?: boolean;
   verbose?: number;
@@ -74,7 +75,9 @@ export class CliContext {
     const storage = await this.storage();
     try {
       const password = await this.password();
-      return await Repository.open(storage, password, { cacheDir: this.globals.cacheDir, sync, warn: (m) => this.out.warn(m) });
+      const repo = await Repository.open(storage, password, { cacheDir: this.globals.cacheDir, sync, warn: (m) => this.out.warn(m) });
+      repo.appendOnly = this.appendOnly();
+      return repo;
     } catch (e) {
       await storage.close();
       throw e;
@@ -106,6 +109,12 @@ export class CliContext {
       await repo.close();
       await repo.storage.close();
     }
+  }
+
+  /** --append-only, LIFEBOAT_APPEND_ONLY=1 or `append_only: true` in the config: nothing but locks is deleted. */
+  appendOnly(): boolean {
+    const env = process.env.LIFEBOAT_APPEND_ONLY;
+    return !!this.globals.appendOnly || (env !== undefined && env !== '' && env !== '0') || this.config?.config.append_only === true;
   }
 
   /** The lock a reading command (restore, dump) takes: shared, unless --no-lock. */

@@ -17,6 +17,8 @@ export const configSchema = z
     password_file: z.string().min(1).optional(),
     /** The local cache directory; --cache-dir and LIFEBOAT_CACHE_DIR win. */
     cache_dir: z.string().min(1).optional(),
+    /** Never delete anything but locks (forget, prune, repair refuse); --append-only and LIFEBOAT_APPEND_ONLY=1 too. */
+    append_only: z.boolean().optional(),
     databases: databasesSectionSchema.default({}),
     cloud: cloudSectionSchema.optional(),
     instance_snapshots: instanceSnapshotsSchema.optional(),

@@ -14,6 +14,7 @@ import { packName } from '../repo/repository.js';
 import { ScratchDb } from '../cache/scratch-db.js';
 import type { PackBlob } from '../cache/index-db.js';
 import { verifyPackBytes } from '../repo/pack.js';
+import { AppendOnlyError } from '../repo/errors.js';
 import type { IndexPack } from '../repo/formats.js';
 import { listObjects } from '../repo/listing.js';
 import { INDEX_FILE_BLOBS, splitIndexPacks } from '../repo/index-split.js';
@@ -90,6 +91,8 @@ export async function pruneRepository(repo: Repository, opts: PruneOptions = {})
   const now = opts.now ?? Date.now();
   const grace = opts.graceMs ?? DEFAULT_GRACE_MS;
 
+  // refuse before uploading anything: repacked data could never be cleaned up
+  if (repo.appendOnly && !opts.dryRun) throw new AppendOnlyError('prune');
   // an index the cache could not read may name packs that hold used blobs: never guess
   await repo.syncIndex();
   if (repo.unreadableIndex.size > 0) {

@@ -14,6 +14,7 @@
 import type { Repository } from '../repo/repository.js';
 import type { IndexPack, Snapshot } from '../repo/formats.js';
 import { listObjects } from '../repo/listing.js';
+import { AppendOnlyError } from '../repo/errors.js';
 import { mapLimit } from '../util/concurrency.js';
 import { fromHexId, toHex } from '../util/hex.js';
 import { writeConsolidatedIndex } from './prune.js';
@@ -37,6 +38,7 @@ export interface RepairIndexResult {
 
 export async function repairIndex(repo: Repository, opts: RepairIndexOptions = {}): Promise<RepairIndexResult> {
   const progress = opts.onProgress ?? (() => undefined);
+  if (repo.appendOnly) throw new AppendOnlyError('rebuild the index (it deletes the old index files)');
   await repo.syncIndex();
   const unreadable = repo.unreadableIndex.size;
   const stored = await listObjects(repo.storage, 'data');
@@ -121,6 +123,7 @@ export async function repairSnapshots(
   opts: RepairSnapshotsOptions = {},
 ): Promise<RepairedSnapshot[]> {
   const info = opts.info ?? (() => undefined);
+  if (repo.appendOnly && opts.forget && !opts.dryRun) throw new AppendOnlyError('remove the original snapshots (repair snapshots without --forget)');
   const rewritten = new Map<string, { id: string; changes: string[] }>();
   const out: RepairedSnapshot[] = [];
 

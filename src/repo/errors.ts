@@ -4,7 +4,7 @@
 export class IntegrityError extends Error {
   constructor(
     readonly object: string,
-    reason: string,
+    readonly reason: string,
   ) {
     super(`integrity error in ${object}: ${reason}`);
     this.name = 'IntegrityError';
@@ -48,5 +48,13 @@ export class LockConflictError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'LockConflictError';
+  }
+}
+
+/** An append-only client was asked to delete something. */
+export class AppendOnlyError extends Error {
+  constructor(what: string) {
+    super(`this client is append-only and may not ${what} (run forget, prune and repair from a trusted host)`);
+    this.name = 'AppendOnlyError';
   }
 }

@@ -18,7 +18,7 @@ import {
   type RepoConfig,
   type Snapshot,
 } from './formats.js';
-import { IntegrityError, NoRepositoryError, RepositoryExistsError, UnsupportedVersionError } from './errors.js';
+import { AppendOnlyError, IntegrityError, NoRepositoryError, RepositoryExistsError, UnsupportedVersionError } from './errors.js';
 import { openJson, sealJson } from './sealed.js';
 import { sha256Hex } from './hash.js';
 import { openBlob, sealBlob, type BlobType, type SealedBlob } from './blob.js';
@@ -85,6 +85,11 @@ export class Repository {
   uploadedBytes = 0;
   /** Index files that could not be read at the last sync, with the reason (repair index mends them). */
   readonly unreadableIndex = new Map<string, string>();
+  /**
+   * Append-only client: nothing but locks is ever deleted (forget, prune, repair and key removal
+   * refuse), for VMs whose storage credentials may not delete. A trusted host does maintenance.
+   */
+  appendOnly = false;
   /** Snapshots that could not be read at the last sync, with the reason. */
   readonly unreadableSnapshots = new Map<string, string>();
   /** Longest time between index checkpoints while writing (LIFEBOAT_CHECKPOINT_INTERVAL). */
@@ -204,6 +209,10 @@ export class Repository {
     this.cache.close();
   }
 
+  private assertMayDelete(what: string): void {
+    if (this.appendOnly) throw new AppendOnlyError(what);
+  }
+
   // ------------------------------------------------------------------ keys
 
   async listKeys(): Promise<StoredKey[]> {
@@ -220,6 +229,7 @@ export class Repository {
 
   /** Removes a key file; never the one in use, never the last one. */
   async removeKey(id: string): Promise<void> {
+    this.assertMayDelete('remove keys');
     const keys = await this.listKeys();
     const match = keys.filter((k) => k.id.startsWith(id));
     if (match.length === 0) throw new Error(`no key file ${id}`);
@@ -232,6 +242,7 @@ export class Repository {
 
   /** Replaces the current password: writes the new key file, then removes the old one. */
   async changePassword(newPassword: string, kdf?: KdfParams): Promise<string> {
+    this.assertMayDelete('replace a key');
     const newId = await this.addKey(newPassword, kdf);
     await this.storage.delete(`keys/${this.keyId}`);
     return newId;
@@ -292,6 +303,7 @@ export class Repository {
    * until prune (format §12). A snapshot already gone counts as deleted.
    */
   async deleteSnapshot(id: string): Promise<void> {
+    this.assertMayDelete('remove snapshots');
     if (!isHexId(id)) throw new Error(`not a snapshot id: ${id}`);
     await this.storage.delete(`snapshots/${id}`);
     this.cache.applySnapshotChanges([], [id]);
@@ -521,6 +533,7 @@ export class Repository {
 
   /** Deletes index files (prune, repair index: only after their replacements are written). */
   async deleteIndexFiles(ids: Iterable<string>): Promise<void> {
+    this.assertMayDelete('delete index files');
     const list = [...ids];
     await mapLimit(list, 8, async (id) => {
       await this.storage.delete(`index/${id}`);
@@ -531,6 +544,7 @@ export class Repository {
 
   /** Deletes packs (prune: only once no index file names them). */
   async deletePacks(ids: Iterable<string>, onDeleted?: (id: string) => void): Promise<void> {
+    this.assertMayDelete('delete packs');
     await mapLimit([...ids], 8, async (id) => {
       await this.storage.delete(packName(id));
       crashPoint('pack-deleted');

@@ -162,6 +162,9 @@ export function registerForget(program: Command): void {
         throw new UsageError('give snapshot ids or a --keep-* policy, not both');
       }
 
+      if (ctx.appendOnly() && !opts.dryRun) {
+        throw new UsageError('this client is append-only and may not remove snapshots (run forget and prune from a trusted host)');
+      }
       await ctx.withRepository(async (repo) => {
         const all = await repo.listSnapshots();
         let groups: ForgetGroupPlan[];
