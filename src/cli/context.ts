@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import type { Command } from 'commander';
 import { openStorage } from '../storage/open.js';
 import type { Storage } from '../storage/types.js';
@@ -21,6 +22,8 @@ export interface GlobalOptions {
   /** false with --no-lock: read-only commands take no shared lock. */
   lock?: boolean;
   appendOnly?: boolean;
+  cacert?: string;
+  insecureTls?: boolean;
   json?: boolean;
   quiet?: boolean;
   verbose?: number;
@@ -58,7 +61,7 @@ export class CliContext {
     return openStorage(this.repositoryLocation(), {
       onRetry: (err, attempt, delayMs) =>
         this.out.debug(`retrying after ${err.message} (attempt ${attempt}, waiting ${Math.round(delayMs)} ms)`),
-      s3: s3OptionsFromEnv(),
+      s3: { ...s3OptionsFromEnv(), ...this.tlsOptions() },
     });
   }
 
@@ -109,6 +112,24 @@ export class CliContext {
       await repo.close();
       await repo.storage.close();
     }
+  }
+
+  /** --cacert FILE (env LIFEBOAT_CACERT) and --insecure-tls for https endpoints. */
+  private tlsOptions(): { caCerts?: Buffer; insecureTls?: boolean } {
+    const file = this.globals.cacert ?? process.env.LIFEBOAT_CACERT;
+    const out: { caCerts?: Buffer; insecureTls?: boolean } = {};
+    if (file) {
+      try {
+        out.caCerts = fs.readFileSync(file);
+      } catch (e) {
+        throw new UsageError(`--cacert ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
+    }
+    if (this.globals.insecureTls) {
+      this.out.warn('TLS certificate verification is off (--insecure-tls): anyone on the path can read and change what is sent');
+      out.insecureTls = true;
+    }
+    return out;
   }
 
   /** --append-only, LIFEBOAT_APPEND_ONLY=1 or `append_only: true` in the config: nothing but locks is deleted. */

@@ -5,6 +5,7 @@
  * required), one SDK attempt (RetryStorage retries), conditional create detected by a
  * probe rather than assumed.
  */
+import tls from 'node:tls';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import {
@@ -44,6 +45,10 @@ export interface S3StorageOptions {
   connectionTimeoutMs?: number; // default 10 s
   requestTimeoutMs?: number; // default 120 s: until the answer's headers, and max idle time
   maxSockets?: number; // default 16
+  /** Extra CA certificates (PEM) to trust for https endpoints, e.g. a private CA. */
+  caCerts?: Buffer;
+  /** Skip TLS certificate verification (explicit opt-in only). */
+  insecureTls?: boolean;
 }
 
 export class S3Storage implements Storage {
@@ -72,6 +77,12 @@ export class S3Storage implements Storage {
     this.pageSize = opts.pageSize ?? 1000;
     const requestTimeout = opts.requestTimeoutMs ?? 120_000;
     const agent = { keepAlive: true, maxSockets: opts.maxSockets ?? 16 };
+    // TLS verification is on unless explicitly turned off; a private CA is added to the usual ones
+    const httpsAgent = {
+      ...agent,
+      ...(opts.caCerts ? { ca: [...tls.rootCertificates, opts.caCerts.toString('utf8')] } : {}),
+      ...(opts.insecureTls ? { rejectUnauthorized: false } : {}),
+    };
     this.client = new S3Client({
       endpoint: this.endpoint,
       region: this.region,
@@ -87,7 +98,7 @@ export class S3Storage implements Storage {
         throwOnRequestTimeout: true,
         socketTimeout: requestTimeout,
         httpAgent: agent,
-        httpsAgent: agent,
+        httpsAgent,
       },
     });
   }
