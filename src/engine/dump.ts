@@ -4,7 +4,6 @@
  * of the writer so a slow store and a slow pipe overlap.
  */
 import type { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 
 type HeaderArg = Partial<tar.Header> & Pick<tar.Header, 'name'>;
@@ -50,7 +49,23 @@ export async function dumpTar(repo: Repository, rootTree: string, path: string, 
   const loader = new TreeLoader(repo);
   const r = await resolvePath(loader, rootTree, path);
   const pack = tar.pack();
-  const done = pipeline(pack, out);
+  // forwarded by hand, not pipeline(): on a failure the archive is cut short (never finalized, so it does not
+  // look complete) without destroying `out` with the error — an error event on process.stdout
+  // would be an uncaught exception with a stack trace instead of the caller's one-line message
+  let failed = false;
+  const onDrain = () => pack.resume();
+  out.on('drain', onDrain);
+  pack.on('data', (chunk: unknown) => {
+    if (!failed && !out.write(chunk as Buffer)) pack.pause();
+  });
+  const done = new Promise<void>((res, rej) => {
+    pack.on('end', () => {
+      out.off('drain', onDrain);
+      out.end(res);
+    });
+    pack.on('error', rej);
+    out.on('error', rej);
+  });
   const links = new Map<string, string>();
   // names are relative to the parent of the dumped path (like `tar -C parent name`)
   const strip = Math.max(0, r.parts.length - 1);
@@ -123,8 +138,10 @@ export async function dumpTar(repo: Repository, rootTree: string, path: string, 
     }
     pack.finalize();
   } catch (e) {
-    pack.destroy(e as Error);
-    await done.catch(() => {});
+    failed = true;
+    out.off('drain', onDrain);
+    done.catch(() => {});
+    pack.destroy();
     throw e;
   }
   await done;

@@ -4,6 +4,7 @@
  */
 import type { Repository } from '../repo/repository.js';
 import { fromHexId } from '../util/hex.js';
+import { IntegrityError } from '../repo/errors.js';
 import { decodeTree, displayName, type Tree, type TreeNode } from './tree.js';
 
 export class TreeLoader {
@@ -18,7 +19,7 @@ export class TreeLoader {
         try {
           return decodeTree(b);
         } catch (e) {
-          throw new Error(`tree ${id}: ${(e as Error).message}`);
+          throw new IntegrityError(`tree ${id}`, e instanceof IntegrityError ? e.reason : (e as Error).message);
         }
       });
       if (this.cache.size >= this.maxCached) this.cache.delete(this.cache.keys().next().value!);
@@ -37,6 +38,33 @@ export function unsafeName(name: Buffer): string | null {
   if (name.length === 1 && name[0] === 0x2e) return 'the name "."';
   if (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e) return 'the name ".."';
   return null;
+}
+
+/**
+ * Directories nested deeper than this are refused: no such path fits Linux's PATH_MAX (4096
+ * bytes, so at most 2048 one-byte components), and a hostile snapshot could otherwise nest
+ * without end.
+ */
+export const MAX_TREE_DEPTH = 2048;
+
+/**
+ * The nodes of a tree whose name appears more than once (a hostile or broken tree: a writer never
+ * produces one). Every occurrence is refused, since none of them is more right than the others.
+ */
+export function duplicateNodes(nodes: readonly TreeNode[]): Set<TreeNode> | null {
+  let sorted = true;
+  for (let i = 1; i < nodes.length && sorted; i++) if (Buffer.compare(nodes[i - 1]!.name, nodes[i]!.name) >= 0) sorted = false;
+  if (sorted) return null; // strictly increasing: no duplicates (the common case, no allocation)
+  const byName = new Map<string, TreeNode[]>();
+  for (const n of nodes) {
+    const k = n.name.toString('latin1');
+    const l = byName.get(k);
+    if (l) l.push(n);
+    else byName.set(k, [n]);
+  }
+  const dups = new Set<TreeNode>();
+  for (const l of byName.values()) if (l.length > 1) for (const n of l) dups.add(n);
+  return dups.size > 0 ? dups : null;
 }
 
 /** Splits a snapshot path ("/etc/nginx", "etc/nginx/", "/") into its components (as bytes). */
@@ -67,7 +95,9 @@ export async function resolvePath(loader: TreeLoader, rootId: string, p: string)
   for (let i = 0; i < parts.length; i++) {
     if (treeId === undefined) throw new Error(`path ${p} not found in the snapshot (${joinDisplay(parts.slice(0, i))} is not a directory)`);
     const tree: Tree = await loader.load(treeId);
-    node = tree.nodes.find((n) => n.name.equals(parts[i]!));
+    const found = tree.nodes.filter((n) => n.name.equals(parts[i]!));
+    if (found.length > 1) throw new Error(`path ${p} is ambiguous in the snapshot: ${joinDisplay(parts.slice(0, i + 1))} appears ${found.length} times in its directory (a damaged or hostile tree)`);
+    node = found[0];
     if (!node) throw new Error(`path ${p} not found in the snapshot`);
     treeId = node.type === 'dir' ? node.subtree : undefined;
     if (node.type === 'dir' && treeId === undefined) throw new Error(`directory ${joinDisplay(parts.slice(0, i + 1))} has no subtree`);
@@ -101,9 +131,12 @@ export async function walkTree(
       void loader.load(n.subtree).catch(() => {});
     }
   }
+  const dups = duplicateNodes(tree.nodes);
   for (const node of tree.nodes) {
     const parts = [...base, node.name];
-    const bad = unsafeName(node.name);
+    const bad = unsafeName(node.name) ??
+      (dups?.has(node) ? 'a name that appears more than once in its directory' : null) ??
+      (parts.length > MAX_TREE_DEPTH ? `nesting deeper than ${MAX_TREE_DEPTH} directories` : null);
     if (bad) {
       onUnsafe?.(parts, bad);
       continue;

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { rfc3339Nanos } from '../util/time.js';
+import { IntegrityError } from '../repo/errors.js';
 
 export type NodeType = 'file' | 'dir' | 'symlink' | 'fifo' | 'chardev' | 'blockdev' | 'socket';
 
@@ -83,9 +84,9 @@ export function isUtf8(b: Buffer): boolean {
 /** Parses an RFC 3339 UTC time with up to 9 fractional digits into ns since the epoch. */
 export function parseTimeNs(s: string): bigint {
   const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$/.exec(s);
-  if (!m) throw new Error(`invalid time ${s}`);
+  if (!m) throw new IntegrityError('tree blob', `invalid time ${JSON.stringify(s.slice(0, 40))}`);
   const secMs = Date.parse(`${m[1]}Z`);
-  if (!Number.isFinite(secMs)) throw new Error(`invalid time ${s}`);
+  if (!Number.isFinite(secMs)) throw new IntegrityError('tree blob', `invalid time ${JSON.stringify(s.slice(0, 40))}`);
   const frac = BigInt((m[2] ?? '').padEnd(9, '0'));
   return BigInt(secMs) * 1_000_000n + frac;
 }
@@ -140,23 +141,26 @@ export function encodeTree(tree: Tree): Buffer {
   return Buffer.from(JSON.stringify({ nodes: nodes.map(encodeNode) }), 'utf8');
 }
 
-/** Parses a tree blob's plaintext; throws with a reason when it is not a valid tree. */
+/**
+ * Parses a tree blob's plaintext; throws an IntegrityError (object "tree blob") with the reason
+ * when it is not a valid tree — never another error type, whatever the bytes.
+ */
 export function decodeTree(data: Buffer): Tree {
   let json: unknown;
   try {
     json = JSON.parse(data.toString('utf8'));
   } catch {
-    throw new Error('tree is not valid JSON');
+    throw new IntegrityError('tree blob', 'tree is not valid JSON');
   }
   const r = treeSchema.safeParse(json);
   if (!r.success) {
     const issue = r.error.issues[0];
-    throw new Error(`malformed tree (${issue?.path.join('.') || 'root'}: ${issue?.message ?? '?'})`);
+    throw new IntegrityError('tree blob', `malformed tree (${issue?.path.join('.') || 'root'}: ${issue?.message ?? '?'})`);
   }
   return {
     nodes: r.data.nodes.map((o) => {
       const name = o.name_raw !== undefined ? Buffer.from(o.name_raw, 'base64') : Buffer.from(o.name ?? '', 'utf8');
-      if (name.length === 0) throw new Error('malformed tree: a node without a name');
+      if (name.length === 0) throw new IntegrityError('tree blob', 'malformed tree: a node without a name');
       const n: TreeNode = {
         name,
         type: o.type,

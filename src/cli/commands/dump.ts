@@ -29,7 +29,16 @@ export function registerDump(program: Command): void {
       });
       process.stdout.on('error', () => {}); // EPIPE: the reader went away
       if (r.node && r.node.type === 'file') await dumpFile(repo, r.node, process.stdout);
-      else await dumpTar(repo, entry.snapshot.tree, p, process.stdout, (m) => ctx.out.warn(m));
+      else {
+        // entries whose names could not be extracted safely ("..", "/" inside, duplicates) are
+        // left out of the archive, each named on stderr; the command then exits 1
+        let refused = 0;
+        await dumpTar(repo, entry.snapshot.tree, p, process.stdout, (m) => {
+          if (m.startsWith('skipping ')) refused++;
+          ctx.out.warn(m);
+        });
+        if (refused > 0) throw new UsageError(`${refused} entries were left out of the archive (unsafe names)`);
+      }
     }, { sync: true, lock: ctx.readLock() });
   });
 }

@@ -71,10 +71,11 @@ export async function listSnapshot(
   dir: string | undefined,
   recursive: boolean,
   emit: (n: TreeNode, p: string) => void,
+  onUnsafe: (p: string, reason: string) => void = () => {},
 ): Promise<void> {
   const loader = new TreeLoader(repo);
   const r = await resolvePath(loader, treeRoot, dir ?? '/');
-  const unsafe = () => {};
+  const unsafe = (parts: Buffer[], reason: string) => onUnsafe(joinDisplay(parts), reason);
   if (r.node) {
     emit(r.node, joinDisplay(r.parts));
     if (r.node.type !== 'dir') return;
@@ -111,7 +112,7 @@ export function registerLs(program: Command): void {
       await listSnapshot(repo, s.tree, dir, !!opts.recursive, (n, p) => {
         lines.push(out.json ? JSON.stringify(nodeJson(n, p)) : opts.long ? longLine(n, p) : p);
         if (lines.length >= 1000) flush();
-      });
+      }, (p, reason) => out.warn(`not listing ${p}: ${reason}`));
       flush();
     }, { sync: true });
   });
