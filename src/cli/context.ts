@@ -7,7 +7,8 @@ import type { KdfParams } from '../repo/kdf.js';
 import { defaultKdfParams } from '../repo/kdf.js';
 import { Output } from './output.js';
 import { UsageError } from './exit-codes.js';
-import { readPasswordFile, resolvePassword } from './password.js';
+import { resolvePassword } from './password.js';
+import { readSecretFile } from '../config/secrets.js';
 import { loadConfigFor, type LoadedConfig } from '../config/load.js';
 import { parseDuration } from '../util/duration.js';
 import { releaseOnSignal } from './stop-signal.js';
@@ -68,7 +69,7 @@ export class CliContext {
   password(): Promise<string> {
     const fromConfig = this.config?.config.password_file;
     if (fromConfig && !this.globals.passwordFile && !process.env.LIFEBOAT_PASSWORD_FILE && process.env.LIFEBOAT_PASSWORD === undefined) {
-      return Promise.resolve(readPasswordFile(fromConfig));
+      return Promise.resolve(readSecretFile(this.config!.config, fromConfig, ''));
     }
     return resolvePassword(this.globals.passwordFile);
   }

@@ -8,7 +8,8 @@ import path from 'node:path';
 import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type LifeboatConfig } from './schema.js';
-import { ConfigError } from './errors.js';
+import { ConfigError, didYouMean } from './errors.js';
+import { recordSecretOrigin } from './secrets.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/lifeboat/lifeboat.yaml';
 
@@ -53,7 +54,15 @@ export function parseConfig(text: string, file: string): LifeboatConfig {
     const lines = parsed.error.issues.flatMap((iss) => describeIssue(iss, doc, lineCounter, file));
     throw new ConfigError(lines.join('; '));
   }
-  return resolvePaths(parsed.data, path.dirname(file));
+  const config = resolvePaths(parsed.data, path.dirname(file));
+  // where each secret file is named, for messages about the file itself (missing, too open)
+  if (config.password_file) recordSecretOrigin(config, { file, line: lineOf(doc, lineCounter, ['password_file'], false), field: 'password_file' });
+  for (const [name, e] of Object.entries(config.databases)) {
+    if ('password_file' in e && e.password_file) {
+      recordSecretOrigin(e, { file, line: lineOf(doc, lineCounter, ['databases', name, 'password_file'], false), field: `databases.${name}.password_file` });
+    }
+  }
+  return config;
 }
 
 function firstLine(s: string): string {
@@ -68,7 +77,10 @@ function describeIssue(iss: Issue, doc: Document, lc: LineCounter, file: string)
   const field = (keys: Array<string | number>) => (keys.length ? keys.join('.') : '(top level)');
   switch (iss.code) {
     case 'unrecognized_keys':
-      return iss.keys.map((k) => `${at([...p, k], true)}: ${field([...p, k])}: unknown key${p.length === 0 ? ' (a misspelt section?)' : ''}`);
+      return iss.keys.map((k) => {
+        const hint = didYouMean(k, keysAt(configSchema, p));
+        return `${at([...p, k], true)}: ${field([...p, k])}: unknown key${hint ? ` (did you mean ${hint}?)` : p.length === 0 ? ' (a misspelt section?)' : ''}`;
+      });
     case 'invalid_type': {
       if (!has(doc, p)) return [`${at(p)}: ${field(p)}: required`];
       return [`${at(p)}: ${field(p)}: expected ${article(iss.expected)}`];
@@ -93,6 +105,41 @@ function describeIssue(iss: Issue, doc: Document, lc: LineCounter, file: string)
     default:
       return [`${at(p)}: ${field(p)}: ${iss.message}`];
   }
+}
+
+/** The keys the schema accepts for an object at `p` (every union alternative's, any record key). */
+export function keysAt(schema: z.ZodType, p: Array<string | number>): string[] {
+  const out = new Set<string>();
+  const visit = (s: unknown, rest: Array<string | number>, depth: number): void => {
+    if (!s || depth > 40) return;
+    const def = (s as { _zod?: { def?: Record<string, unknown> } })._zod?.def;
+    if (!def) return;
+    switch (def.type) {
+      case 'object': {
+        const shape = def.shape as Record<string, unknown>;
+        if (rest.length === 0) for (const k of Object.keys(shape)) out.add(k);
+        else visit(shape[String(rest[0])], rest.slice(1), depth + 1);
+        return;
+      }
+      case 'record':
+        if (rest.length > 0) visit(def.valueType, rest.slice(1), depth + 1);
+        return;
+      case 'array':
+        if (rest.length > 0) visit(def.element, rest.slice(1), depth + 1);
+        return;
+      case 'union':
+        for (const o of def.options as unknown[]) visit(o, rest, depth + 1);
+        return;
+      case 'pipe':
+        visit(def.in, rest, depth + 1);
+        return;
+      default:
+        // optional, nullable, default, prefault, readonly, catch, ...: one inner type
+        visit(def.innerType, rest, depth + 1);
+    }
+  };
+  visit(schema, p, 0);
+  return [...out];
 }
 
 function article(t: string): string {

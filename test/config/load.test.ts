@@ -40,8 +40,8 @@ describe('config file', () => {
 
   it('every error names the file, the line and the field', () => {
     expect(errorOf('databases:\n  app:\n    type: postgres\n    port: abc\n')).toBe(`${F}:4: databases.app.port: expected a number`);
-    expect(errorOf('repository: /r\nrepositry: /x\n')).toBe(`${F}:2: repositry: unknown key (a misspelt section?)`);
-    expect(errorOf('databases:\n  app:\n    type: postgres\n    hots: x\n')).toBe(`${F}:4: databases.app.hots: unknown key`);
+    expect(errorOf('repository: /r\nrepositry: /x\n')).toBe(`${F}:2: repositry: unknown key (did you mean repository?)`);
+    expect(errorOf('databases:\n  app:\n    type: postgres\n    hots: x\n')).toBe(`${F}:4: databases.app.hots: unknown key (did you mean host?)`);
     expect(errorOf('databases:\n  app:\n    type: oracle\n')).toBe(`${F}:3: databases.app.type: must be one of postgres, mysql, sqlite, command`);
     expect(errorOf('databases:\n  app:\n    host: x\n')).toBe(`${F}:2: databases.app.type: required (postgres, mysql, sqlite or command)`);
     expect(errorOf('databases:\n  app:\n    type: sqlite\n')).toBe(`${F}:2: databases.app.path: required`);

@@ -204,7 +204,7 @@ describe('config file', () => {
     expect(r.stderr).toBe(`lifeboat: ${file}:5: databases.app.port: expected a number\n`);
 
     fs.writeFileSync(file, 'repository: /x\nretension: {}\n');
-    expect((await runCli(['--config', file, 'snapshots'])).stderr).toBe(`lifeboat: ${file}:2: retension: unknown key (a misspelt section?)\n`);
+    expect((await runCli(['--config', file, 'snapshots'])).stderr).toBe(`lifeboat: ${file}:2: retension: unknown key (did you mean retention?)\n`);
 
     fs.writeFileSync(file, 'databases:\n  app:\n    type: mysql\n    password: hunter2\n');
     const pw = await runCli(['db', 'list'], { LIFEBOAT_CONFIG: file });
@@ -221,7 +221,7 @@ describe('config file', () => {
   it('repository, password_file and cache_dir come from the config unless the environment or flags say otherwise', async () => {
     const cdir = path.join(dir, 'cfg');
     fs.mkdirSync(cdir);
-    fs.writeFileSync(path.join(cdir, 'pw'), 'config-password\n');
+    fs.writeFileSync(path.join(cdir, 'pw'), 'config-password\n', { mode: 0o600 });
     const file = path.join(cdir, 'lifeboat.yaml');
     fs.writeFileSync(file, 'repository: repo\npassword_file: pw\ncache_dir: cache\n');
     const init = await runCli(['--config', file, 'init', ...FAST_KDF]);

@@ -178,7 +178,7 @@ describe('PostgreSQL', () => {
 
   it('fails with the server\'s reason, and saves no snapshot, for a wrong password and a missing database', async () => {
     const before = (await snapshots()).length;
-    fs.writeFileSync(path.join(dir, 'wrong.pass'), 'not-the-password\n');
+    fs.writeFileSync(path.join(dir, 'wrong.pass'), 'not-the-password\n', { mode: 0o600 });
     writeConfig(`databases:\n${pgEntry('bad', '[postgres]').replace('pg.pass', 'wrong.pass')}${pgEntry('missing', '[no_such_db]')}`);
     const wrong = await cli(['db', 'dump', 'bad']);
     expect(wrong.code).toBe(1);
@@ -232,7 +232,7 @@ describe('PostgreSQL', () => {
     const s3dir = await makeTempDir();
     const s3env = await initCliRepo('s3', s3dir, buckets);
     const pw = path.join(dir, 'nasty.pass');
-    fs.writeFileSync(pw, NASTY + '\n');
+    fs.writeFileSync(pw, NASTY + '\n', { mode: 0o600 });
     writeConfig(`databases:\n  n:\n    type: postgres\n    host: ${pg.host}\n    port: ${pg.port}\n    user: ${role}\n    password_file: nasty.pass\n    databases: [${db}]\n`);
     const dump = await runCli(['--config', path.join(dir, 'lifeboat.yaml'), 'db', 'dump', 'n'], s3env);
     expect(dump.stderr).toBe('');

@@ -23,7 +23,7 @@ export async function lifeboatEnv(o: { preUpgrade?: string; stepMs?: number } = 
   const sample = path.join(dir, 'etc-sample');
   fs.mkdirSync(sample);
   fs.writeFileSync(path.join(sample, 'app.conf'), 'setting = 1\n');
-  fs.writeFileSync(path.join(dir, 'pw'), 'secret\n');
+  fs.writeFileSync(path.join(dir, 'pw'), 'secret\n', { mode: 0o600 });
   const config = path.join(dir, 'lifeboat.yaml');
   fs.writeFileSync(
     config,
