@@ -46,7 +46,12 @@ export const retentionSchema = z
 export const checkSchema = z
   .object({
     /** Packs to read and verify: N% (random), n/t, a size such as 2G, `all`, or `none` (structure only). */
-    read_data_subset: z.string().regex(/^(all|none|\d+(\.\d+)?%|\d+\/\d+|\d+(\.\d+)?\s*[kKmMgGtT]?[bB]?)$/, 'expected all, none, N%, n/t or a size').default('5%'),
+    read_data_subset: z
+      .string()
+      .regex(/^(all|none|\d+(\.\d+)?%|\d+\/\d+|\d+(\.\d+)?\s*[kKmMgGtT]?[bB]?)$/, 'expected all, none, N%, n/t or a size')
+      .refine((v) => !v.endsWith('%') || (parseFloat(v) > 0 && parseFloat(v) <= 100), 'a percentage must be more than 0% and at most 100%')
+      .refine((v) => !/^\d+\/\d+$/.test(v) || ((n, t) => n >= 1 && n <= t)(...(v.split('/').map(Number) as [number, number])), 'n/t needs 1 <= n <= t')
+      .default('5%'),
     lock_wait: z.string().min(1).default('30m'),
     ...jobFields,
   })
