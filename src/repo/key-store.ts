@@ -36,6 +36,7 @@ export async function readKeyFiles(storage: Storage): Promise<{ keys: StoredKey[
 /** Finds the key file the password opens and returns it with the master key. */
 export async function unlockMasterKey(storage: Storage, password: string): Promise<{ key: StoredKey; master: Buffer }> {
   const { keys, damaged } = await readKeyFiles(storage);
+  let tried = 0;
   for (const key of keys) {
     let master: Buffer | null;
     try {
@@ -45,8 +46,10 @@ export async function unlockMasterKey(storage: Storage, password: string): Promi
       damaged.push(new IntegrityError(`keys/${key.id}`, (e as Error).message));
       continue;
     }
+    tried++;
     if (master) return { key, master };
   }
-  if (keys.length === 0 && damaged.length > 0) throw damaged[0]!;
+  // no key file could even be tried: say which is damaged, not "wrong password"
+  if (tried === 0 && damaged.length > 0) throw damaged[0]!;
   throw new WrongPasswordError();
 }
