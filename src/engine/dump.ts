@@ -15,7 +15,7 @@ import type { Repository } from '../repo/repository.js';
 import { fromHexId } from '../util/hex.js';
 import { devSplit } from '../native/index.js';
 import type { TreeNode } from './tree.js';
-import { TreeLoader, resolvePath, walkTree } from './tree-load.js';
+import { TreeLoader, printable, resolvePath, walkTree } from './tree-load.js';
 
 /** Calls `each` with every chunk of a file's content, in order, `ahead` blobs fetched in advance. */
 export async function forEachChunk(repo: Repository, content: string[], each: (b: Buffer) => Promise<void> | void, ahead = 4): Promise<void> {
@@ -134,7 +134,7 @@ export async function dumpTar(repo: Repository, rootTree: string, path: string, 
     if (r.treeId) {
       await walkTree(loader, r.treeId, r.parts, async ({ parts, node }) => {
         await addEntry(node, nameOf(parts));
-      }, (parts, reason) => warn(`skipping ${nameOf(parts)}: ${reason}`));
+      }, (parts, reason) => warn(`skipping ${printable(nameOf(parts))}: ${reason}`));
     }
     pack.finalize();
   } catch (e) {

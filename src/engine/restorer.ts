@@ -23,7 +23,7 @@ import { blobId } from '../repo/keys-derive.js';
 import { fromHexId, toHex } from '../util/hex.js';
 import { mknod, mkfifo } from '../native/index.js';
 import type { TreeNode } from './tree.js';
-import { TreeLoader, joinDisplay, resolvePath, walkTree } from './tree-load.js';
+import { TreeLoader, joinDisplay, printable, resolvePath, walkTree } from './tree-load.js';
 import { PathMatcher } from './path-match.js';
 import { fetchRanges, planRanges, type BlobRef } from './restore-fetch.js';
 import { applyMetadata, applyMetadataSync, IS_ROOT, setTimes, type MetaOptions } from './restore-meta.js';
@@ -191,10 +191,10 @@ export async function restore(repo: Repository, snapshotId: string, opts: Restor
     return e;
   };
   const onUnsafe = (parts: Buffer[], reason: string): void => {
-    const p = joinDisplay(parts);
+    const p = printable(joinDisplay(parts));
     result.refused.push(`${p}: refused ${reason}`);
     opts.onItem?.('refuse', p);
-    warn(`refusing ${p}: ${reason} would escape the target`);
+    warn(`refusing ${p}: ${reason}`);
   };
 
   if (resolved.node && resolved.node.type !== 'dir') {
@@ -456,7 +456,8 @@ export async function restore(repo: Repository, snapshotId: string, opts: Restor
           break;
         case 'dev':
           if (!IS_ROOT) {
-            warn(`${e.path}: device nodes are restored only as root`);
+            result.refused.push(`${e.path}: refused a device node (restored only as root)`);
+            warn(`refusing ${e.path}: a device node (restored only as root)`);
             continue;
           }
           mknod(tmp, (e.node.mode & ~0o7777) | 0o600, e.node.rdev ?? 0);

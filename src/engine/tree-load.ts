@@ -72,6 +72,11 @@ export function splitSnapshotPath(p: string): Buffer[] {
   return p.split('/').filter((c) => c !== '' && c !== '.').map((c) => Buffer.from(c, 'utf8'));
 }
 
+/** A path for a message: control characters (NUL, newline, escape, ...) shown as \xNN, so a hostile name cannot break or forge a line. */
+export function printable(p: string): string {
+  return p.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 /** Joins raw path components into an absolute snapshot path (for display, matching). */
 export function joinDisplay(parts: Buffer[]): string {
   return '/' + parts.map(displayName).join('/');

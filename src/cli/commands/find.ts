@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { CliContext } from '../context.js';
 import { displayName, type TreeNode } from '../../engine/tree.js';
-import { TreeLoader, walkTree, joinDisplay } from '../../engine/tree-load.js';
+import { TreeLoader, walkTree, joinDisplay, printable } from '../../engine/tree-load.js';
 import { globToRegExp } from '../../engine/path-match.js';
 import { filterSnapshots, type SnapshotEntry } from '../../engine/snapshot-select.js';
 import { longLine, nodeJson } from './ls.js';
@@ -44,7 +44,7 @@ export function registerFind(program: Command): void {
         await walkTree(loader, s.snapshot.tree, [], ({ parts, node }) => {
           const p = joinDisplay(parts);
           if (matches(node, p)) found.push({ node, path: p });
-        }, (parts, reason) => out.warn(`snapshot ${s.id.slice(0, 8)}: not searching ${joinDisplay(parts)}: ${reason}`));
+        }, (parts, reason) => out.warn(`snapshot ${s.id.slice(0, 8)}: not searching ${printable(joinDisplay(parts))}: ${reason}`));
         if (found.length === 0) continue;
         if (out.json) results.push({ matches: found.map((f) => nodeJson(f.node, f.path)), hits: found.length, snapshot: s.id });
         else {

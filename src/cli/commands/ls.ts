@@ -3,7 +3,7 @@ import { CliContext } from '../context.js';
 import type { Repository } from '../../repo/repository.js';
 import { rfc3339Nanos } from '../../util/time.js';
 import { displayName, type TreeNode } from '../../engine/tree.js';
-import { TreeLoader, joinDisplay, resolvePath, walkTree } from '../../engine/tree-load.js';
+import { TreeLoader, joinDisplay, printable, resolvePath, walkTree } from '../../engine/tree-load.js';
 import { addSnapshotFilterOptions, filterFrom, selectSnapshot } from './restore.js';
 
 interface LsOptions {
@@ -112,7 +112,7 @@ export function registerLs(program: Command): void {
       await listSnapshot(repo, s.tree, dir, !!opts.recursive, (n, p) => {
         lines.push(out.json ? JSON.stringify(nodeJson(n, p)) : opts.long ? longLine(n, p) : p);
         if (lines.length >= 1000) flush();
-      }, (p, reason) => out.warn(`not listing ${p}: ${reason}`));
+      }, (p, reason) => out.warn(`not listing ${printable(p)}: ${reason}`));
       flush();
     }, { sync: true });
   });
