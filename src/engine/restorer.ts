@@ -47,8 +47,10 @@ export interface RestoreOptions {
   overwrite?: OverwritePolicy;
   dryRun?: boolean;
   verify?: boolean;
-  /** Ranged GETs in flight (default 8). */
+  /** Ranges being read, opened and written at once (default 4). */
   concurrency?: number;
+  /** Worker threads that open blobs (default: the cores for restores of 32 MiB or more, else 0 = inline). */
+  workers?: number;
   onProgress?: (p: RestoreProgress) => void;
   /** Each warning (metadata that could not be set, refused names, ...). */
   onWarning?: (message: string) => void;
@@ -381,7 +383,7 @@ export async function restore(repo: Repository, snapshotId: string, opts: Restor
   // workers pay off for real restores; a small one (a single file) opens its blobs inline
   // workers at normal priority: here the calling thread only reads and writes, the workers do
   // the CPU work (a niced worker starves when other processes keep the cores busy)
-  const pool = await SealPool.create(repo.keys, { workers: restoreBytes >= POOL_MIN_BYTES ? undefined : 0, workerNice: 0 });
+  const pool = await SealPool.create(repo.keys, { workers: opts.workers ?? (restoreBytes >= POOL_MIN_BYTES ? undefined : 0), workerNice: 0 });
   try {
     await fetchRanges(
       repo,

@@ -5,7 +5,9 @@ import { restore, type RestoreOptions } from '../../src/engine/restorer.js';
 import { planRanges } from '../../src/engine/restore-fetch.js';
 import { PathMatcher } from '../../src/engine/path-match.js';
 import { getXattr, listXattrs } from '../../src/native/index.js';
-import type { Repository } from '../../src/repo/repository.js';
+import { packName, type Repository } from '../../src/repo/repository.js';
+import { blobId } from '../../src/repo/keys-derive.js';
+import { LocalStorage } from '../../src/storage/local.js';
 import { pseudoRandom, tmpDir } from '../helpers/repo.js';
 import { T0, dirNode, fileNode, makeRepo, node, saveSnapshot } from './restore-fixtures.js';
 
@@ -94,6 +96,45 @@ describe('restore (library)', () => {
     // no temporary files left
     expect(fs.readdirSync(u).filter((n) => n.startsWith('.lifeboat-'))).toEqual([]);
     expect(r.hardlinks).toBe(1);
+  });
+
+  it('restores the same through the worker pool (blobs opened in workers) and verifies it', async () => {
+    const { target, r } = await run({ workers: 2, verify: true });
+    expect(r.errors).toEqual([]);
+    expect(r.filesVerified).toBe(r.filesRestored - r.hardlinks);
+    const u = path.join(target, 'home/u');
+    expect(fs.readFileSync(path.join(u, 'big.bin')).equals(big)).toBe(true);
+    expect(fs.readFileSync(path.join(u, 'sparse')).equals(sparseData)).toBe(true);
+    expect(fs.readFileSync(path.join(u, 'dup2')).equals(fs.readFileSync(path.join(u, 'dup1')))).toBe(true);
+  });
+
+  it('a damaged blob fails only the files that use it (inline and in workers)', async () => {
+    const r2 = await makeRepo();
+    try {
+      const good = pseudoRandom(200_000, 21);
+      const bad = pseudoRandom(200_000, 22);
+      const d = await dirNode(r2, 'd', [await fileNode(r2, 'good', good), await fileNode(r2, 'bad', bad)]);
+      const id = await saveSnapshot(r2, [d], ['/d']);
+      const badId = blobId(r2.keys.blobId, bad);
+      const loc = r2.cache.lookup(badId)[0]!;
+      const file = path.join((r2.storage as LocalStorage).root, packName(loc.packId));
+      const fd = fs.openSync(file, 'r+');
+      const b = Buffer.alloc(1);
+      fs.readSync(fd, b, 0, 1, loc.offset + 100);
+      b[0] = b[0]! ^ 0x40;
+      fs.writeSync(fd, b, 0, 1, loc.offset + 100);
+      fs.closeSync(fd);
+      for (const workers of [0, 2]) {
+        const target = tmpDir('lifeboat-restore-bad-');
+        const r = await restore(r2, id, { target, workers });
+        expect(r.errors.length).toBe(1);
+        expect(r.errors[0]).toMatch(/\/d\/bad: blob .*authentication failed/);
+        expect(fs.readFileSync(path.join(target, 'd/good')).equals(good)).toBe(true);
+        expect(fs.readdirSync(path.join(target, 'd'))).toEqual(['good']); // no temp file left
+      }
+    } finally {
+      await r2.close();
+    }
   });
 
   it('restores a subpath\'s contents into the target, and a single file as target/name', async () => {
