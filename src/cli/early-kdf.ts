@@ -31,6 +31,8 @@ export function startEarlyKdf(argv: string[], env: NodeJS.ProcessEnv = process.e
     if (!loc || /^[a-z0-9]+:/i.test(loc) && !loc.startsWith('local:')) return;
     const dir = path.resolve(loc.startsWith('local:') ? loc.slice('local:'.length) : loc);
     const file = flagValue(argv, ['-p', '--password-file']) ?? env.LIFEBOAT_PASSWORD_FILE;
+    // only a regular file may be read twice: a FIFO or /dev/stdin would be consumed here
+    if (file && !fs.statSync(file).isFile()) return;
     const password = file ? fs.readFileSync(file, 'utf8').replace(/\r?\n$/, '') : env.LIFEBOAT_PASSWORD;
     if (!password) return;
     const names = fs.readdirSync(path.join(dir, 'keys')).filter((n) => /^[0-9a-f]{64}$/.test(n));
