@@ -18,6 +18,13 @@ import { parseKeyFile } from '../../src/repo/keyfile.js';
 import { sha256Hex } from '../../src/repo/hash.js';
 import { openBlob, openBlobInto, openBlobsInto, sealBlob } from '../../src/repo/blob.js';
 import type { ObjectType } from '../../src/repo/object-types.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createKeyFile } from '../../src/repo/keyfile.js';
+import { unlockMasterKey } from '../../src/repo/key-store.js';
+import { LocalStorage } from '../../src/storage/local.js';
+import { WrongPasswordError } from '../../src/repo/errors.js';
+import { tmpDir } from '../helpers/repo.js';
 
 const RUNS = 1000;
 const keys = { encryption: crypto.randomBytes(32), blobId: crypto.randomBytes(32) };
@@ -221,4 +228,36 @@ describe('fuzzing the parsers of repository data', () => {
     const errs = openBlobsInto(keys, blob.sealed, [{ id: blob.id, offset: 10, length: blob.sealed.length, rawLength: data.length }, { id: blob.id, offset: -5, length: 3, rawLength: 1 }], Buffer.alloc(data.length + 1), 'p');
     expect(errs.every((e) => typeof e === 'string')).toBe(true);
   });
+
+  it('unlockMasterKey over mutated key files: IntegrityError, UnsupportedVersionError or WrongPasswordError; the right password still opens an intact one', async () => {
+    const master = crypto.randomBytes(32);
+    const valid = await createKeyFile(master, 'pw', { opslimit: 1, memlimit: 8192, salt: crypto.randomBytes(16) });
+    const root = tmpDir('lifeboat-fuzz-keys-');
+    try {
+      const storage = new LocalStorage(root);
+      await storage.create();
+      let i = 0;
+      await fc.assert(
+        fc.asyncProperty(mutated(valid.bytes), async (b) => {
+          const keysDir = path.join(root, 'keys');
+          fs.mkdirSync(keysDir, { recursive: true });
+          for (const f of fs.readdirSync(keysDir)) fs.rmSync(path.join(keysDir, f));
+          fs.writeFileSync(path.join(keysDir, sha256Hex(b)), b);
+          i++;
+          try {
+            const r = await unlockMasterKey(storage, 'pw');
+            expect(r.master.equals(master)).toBe(true); // only an unchanged key opens
+          } catch (e) {
+            if (!(e instanceof IntegrityError || e instanceof UnsupportedVersionError || e instanceof WrongPasswordError)) {
+              throw new Error(`leaked ${(e as Error).constructor.name}: ${(e as Error).message}`);
+            }
+          }
+        }),
+        { numRuns: 150 },
+      );
+      expect(i).toBe(150);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
