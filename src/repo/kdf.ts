@@ -86,7 +86,7 @@ sodium.ready.then(() => {
 }, (e) => parentPort.postMessage({ error: 'libsodium failed to load: ' + (e instanceof Error ? e.message : String(e)) }));
 `;
 
-function runKdfWorker(password: string, params: KdfParams, background = false): Promise<Uint8Array> {
+function runKdfWorker(password: string, params: KdfParams, background = false, onWorker?: (w: Worker) => void): Promise<Uint8Array> {
   const lib = createRequire(import.meta.url).resolve('libsodium-wrappers-sumo');
   return new Promise<Uint8Array>((resolve, reject) => {
     let settled = false;
@@ -98,8 +98,9 @@ function runKdfWorker(password: string, params: KdfParams, background = false): 
         opslimit: params.opslimit, memlimit: params.memlimit,
       },
     });
-    // a speculative derivation (prefetchKey) never keeps the process alive
+    // a speculative derivation (prefetchKey) keeps the process alive only once it is wanted
     if (background) worker.unref();
+    onWorker?.(worker);
     worker.once('message', (m: { key?: Uint8Array; error?: string }) => {
       settled = true;
       if (m.key) resolve(m.key);
@@ -131,13 +132,16 @@ export async function deriveKeyFromPassword(password: string, params: KdfParams)
   const early = prefetched.get(tag);
   prefetched.delete(tag);
   let key: Uint8Array | null = null;
-  if (early) key = await early.catch(() => null);
+  if (early) {
+    early.worker?.ref(); // awaited now: it must keep the event loop alive like any derivation
+    key = await early.key.catch(() => null);
+  }
   key ??= await runKdfWorker(password, params);
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength);
 }
 
 /** Derivations started ahead of need (prefetchKey), by a hash of password and parameters. */
-const prefetched = new Map<string, Promise<Uint8Array>>();
+const prefetched = new Map<string, { key: Promise<Uint8Array>; worker: Worker | null }>();
 
 function prefetchTag(password: string, params: KdfParams): string {
   return createHash('sha256')
@@ -161,7 +165,8 @@ export function prefetchKey(password: string, params: KdfParams): void {
   }
   const tag = prefetchTag(password, params);
   if (prefetched.has(tag)) return;
-  const p = runKdfWorker(password, params, true);
-  p.catch(() => undefined);
-  prefetched.set(tag, p);
+  const entry: { key: Promise<Uint8Array>; worker: Worker | null } = { key: Promise.resolve(new Uint8Array(0)), worker: null };
+  entry.key = runKdfWorker(password, params, true, (w) => (entry.worker = w));
+  entry.key.catch(() => undefined);
+  prefetched.set(tag, entry);
 }
