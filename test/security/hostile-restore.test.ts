@@ -258,6 +258,22 @@ describe('symlinks', () => {
     expectNothingOutside(w);
   });
 
+  it('symlink targets holding NUL or nothing are errors naming the link, not crashes', async () => {
+    const s = await snapshot([
+      node('nul', 'symlink', { target: Buffer.from('../outside\0/x') }),
+      node('empty', 'symlink', { target: Buffer.alloc(0) }),
+      await fileNode(repo, 'ok', Buffer.from('ok')),
+    ]);
+    const w = workDir();
+    const r = await restore(s, w.target);
+    expectOneLineErrors(r);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error: \/nul: /m);
+    expect(r.stderr).toMatch(/^error: \/empty: /m);
+    expect(listTarget(w.target)).toEqual(['ok']);
+    expectNothingOutside(w);
+  });
+
   it('a later restore into the same target replaces restored symlinks, never writes through them', async () => {
     const w = workDir();
     const first = await snapshot([
