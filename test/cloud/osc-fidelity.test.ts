@@ -42,7 +42,11 @@ function osc(args: string[], env: Record<string, string>): Promise<{ code: numbe
 
 const haveOsc = ensureOsc();
 
-describe.skipIf(!haveOsc)('the real openstack client against the fake cloud', () => {
+describe('the real openstack client against the fake cloud', () => {
+  it('has Debian\'s openstack client (python3-openstackclient, installed when missing)', () => {
+    expect(haveOsc).toBe(true);
+  });
+
   let f: Awaited<ReturnType<typeof startFakeCloud>>;
   let dir: string;
   let env: Record<string, string>;

@@ -43,7 +43,11 @@ function run(cmd: string, args: string[], env: Record<string, string | undefined
   });
 }
 
-describe.skipIf(!haveDnf)('dnf hook (real dnf, scratch installroot)', () => {
+describe('dnf hook (real dnf, scratch installroot)', () => {
+  it('has dnf and rpmbuild (Debian\'s dnf and rpm, installed when missing)', () => {
+    expect(haveDnf).toBe(true);
+  });
+
   let t: LifeboatEnv;
   let env: Record<string, string | undefined>;
   const rpms: Record<string, string> = {};

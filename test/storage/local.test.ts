@@ -60,15 +60,14 @@ describe('LocalStorage', () => {
     await expect(fs.stat(path.join(dir, 'nope'))).rejects.toThrow();
   });
 
-  it("reports a full disk as 'no-space' and keeps the old object", async (ctx) => {
+  it("reports a full disk as 'no-space' and keeps the old object", async () => {
     const dir = await makeTempDir();
     const mnt = path.join(dir, 'small');
     await fs.mkdir(mnt);
     try {
       execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt], { stdio: 'pipe' });
     } catch (e) {
-      ctx.skip(`cannot mount a tmpfs here: ${String(e).split('\n')[0]}`);
-      return;
+      throw new Error(`cannot mount a tmpfs here (the test needs root): ${String(e).split('\n')[0]}`);
     }
     try {
       const s = new LocalStorage(path.join(mnt, 'repo'));
