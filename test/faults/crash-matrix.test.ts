@@ -153,7 +153,9 @@ describe(`crash matrix: ${POINTS} seeded kill -9 points per operation (seed ${SE
         c.on('error', reject);
         c.on('close', () => resolve(Buffer.concat(parts)));
       });
-      return createHash('sha256').update(r).digest('hex');
+      // pg_dump (15.14+) writes a random \restrict key into every dump: compare without it
+      const text = r.toString('utf8').split('\n').filter((l) => !/^\\(un)?restrict /.test(l)).join('\n');
+      return createHash('sha256').update(text).digest('hex');
     };
     const reference = await dumpOf((await snapshotIds(env))[0]!);
     let killed = 0;
@@ -168,7 +170,8 @@ describe(`crash matrix: ${POINTS} seeded kill -9 points per operation (seed ${SE
       else expect(after.length - before.length).toBeLessThanOrEqual(1);
       await checkClean(env, `db dump killed (point ${i})`);
     }
-    // the database did not change: every snapshot holds exactly the reference dump
+    // the database did not change: every snapshot holds exactly the reference dump (a killed dump
+    // never left a partial one)
     for (const id of await snapshotIds(env)) expect(await dumpOf(id), id).toBe(reference);
     expect(killed).toBeGreaterThanOrEqual(Math.ceil(POINTS / 3));
     fs.rmSync(dir, { recursive: true, force: true });
