@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI, initCliRepo, runCli } from '../helpers/cli.js';
+import { CLI, initCliRepo, runCli, cliOk } from '../helpers/cli.js';
 import { deleteBucket, makeTempDir, s3Endpoint } from '../helpers/storage-backends.js';
 import { expectRestoresTo, snapshotIds, treeState, type TreeState } from '../helpers/tree-state.js';
 import { sqlText } from '../helpers/repo.js';
@@ -22,11 +22,7 @@ afterAll(async () => {
   await Promise.allSettled(buckets.map((b) => deleteBucket(s3Endpoint(), b)));
 });
 
-async function ok(args: string[], env: Record<string, string>): Promise<string> {
-  const r = await runCli(args, env);
-  expect(r.code, `lifeboat ${args.join(' ')}: ${r.stderr}`).toBe(0);
-  return r.stdout;
-}
+const ok = cliOk;
 
 async function checkClean(env: Record<string, string>, context: string): Promise<void> {
   const r = await runCli(['check', '--read-data', '--json'], env);

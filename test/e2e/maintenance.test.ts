@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { CLI, initCliRepo, runCli } from '../helpers/cli.js';
+import { CLI, initCliRepo, runCli, cliOk } from '../helpers/cli.js';
 import { deleteBucket, makeTempDir, s3Endpoint } from '../helpers/storage-backends.js';
 import { expectRestoresTo, snapshotIds, treeState, type TreeState } from '../helpers/tree-state.js';
 import { openStorage } from '../../src/storage/open.js';
@@ -30,11 +30,7 @@ function makeSource(src: string): void {
   fs.writeFileSync(path.join(src, 'etc', 'motd'), 'hello\n');
 }
 
-async function ok(args: string[], env: Record<string, string>): Promise<string> {
-  const r = await runCli(args, env);
-  expect(r.code, `lifeboat ${args.join(' ')}: ${r.stderr}`).toBe(0);
-  return r.stdout;
-}
+const ok = cliOk;
 
 async function backup(env: Record<string, string>, src: string): Promise<string> {
   const out = await ok(['backup', src, '--json'], env);

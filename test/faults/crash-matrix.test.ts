@@ -15,22 +15,12 @@ import { describe, expect, it } from 'vitest';
 import { CLI, initCliRepo, runCli } from '../helpers/cli.js';
 import { makeTempDir } from '../helpers/storage-backends.js';
 import { expectRestoresTo, snapshotIds, treeState, type TreeState } from '../helpers/tree-state.js';
-import { sqlText } from '../helpers/repo.js';
+import { mulberry32, sqlText } from '../helpers/repo.js';
 import { pgCreate, pgServer, uniqueName } from '../sources/db-fixtures.js';
 
 const POINTS = Number(process.env.LIFEBOAT_CRASH_POINTS ?? 10);
 const SEED = Number(process.env.LIFEBOAT_CRASH_SEED ?? 4242);
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Run {
   code: number | null;

@@ -15,6 +15,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { mulberry32 } from '../helpers/repo.js';
 
 export type Fault = 'error500' | 'slowdown' | 'reset-before' | 'reset-after' | 'stall' | 'truncate';
 export const ALL_FAULTS: Fault[] = ['error500', 'slowdown', 'reset-before', 'reset-after', 'stall', 'truncate'];
@@ -31,16 +32,6 @@ export interface FaultProxy {
   close(): Promise<void>;
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function s3ErrorXml(code: string, message: string): string {
   return `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message><RequestId>fault-${Date.now()}</RequestId></Error>`;

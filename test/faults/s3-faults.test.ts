@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FAST_KDF, runCli } from '../helpers/cli.js';
+import { FAST_KDF, runCli, cliOk } from '../helpers/cli.js';
 import { deleteBucket, makeTempDir, randomBucketName, s3Endpoint } from '../helpers/storage-backends.js';
 import { expectRestoresTo, treeState } from '../helpers/tree-state.js';
 import { sqlText } from '../helpers/repo.js';
@@ -44,11 +44,7 @@ async function setup(): Promise<{ dir: string; src: string; direct: Record<strin
   return { dir, src, direct, faulty, proxy };
 }
 
-async function ok(args: string[], env: Record<string, string>): Promise<string> {
-  const r = await runCli(args, env);
-  expect(r.code, `lifeboat ${args.join(' ')}: ${r.stderr}`).toBe(0);
-  return r.stdout;
-}
+const ok = cliOk;
 
 describe('S3 faults (proxy in front of the real server)', () => {
   it('backup, restore, forget + prune and check complete correctly under 5 % injected faults', async () => {

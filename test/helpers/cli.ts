@@ -48,3 +48,10 @@ export async function initCliRepo(kind: 'local' | 's3', dir: string, buckets: st
   expect(init.code).toBe(0);
   return env;
 }
+
+/** Runs the CLI and expects exit 0 (stderr in the failure message); returns stdout. */
+export async function cliOk(args: string[], env: Record<string, string>): Promise<string> {
+  const r = await runCli(args, env);
+  expect(r.code, `lifeboat ${args.join(' ')}: ${r.stderr}`).toBe(0);
+  return r.stdout;
+}

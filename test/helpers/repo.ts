@@ -41,3 +41,15 @@ export function sqlText(bytes: number, seed = 1): Buffer {
   }
   return Buffer.from(lines.join('')).subarray(0, bytes);
 }
+
+/** A small seeded PRNG (mulberry32): the same seed gives the same schedule of faults or kills. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
