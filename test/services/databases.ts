@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { pidAlive } from '../../src/util/process.js';
+import { parseExports } from './exports.js';
 
 const run = promisify(execFile);
 const DIR_PREFIX = 'lifeboat-db-';
@@ -31,14 +32,6 @@ async function script(svc: (typeof SERVICES)[number], cmd: string, dir: string):
   }
 }
 
-function parseExports(text: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const m = /^export ([A-Z0-9_]+)=(.*)$/.exec(line.trim());
-    if (m?.[1] && m[2] !== undefined) env[m[1]] = m[2].replace(/\\(.)/g, '$1');
-  }
-  return env;
-}
 
 async function reapStale(): Promise<void> {
   const entries = await fs.readdir(os.tmpdir()).catch(() => [] as string[]);

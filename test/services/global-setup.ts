@@ -20,6 +20,7 @@ import { promisify } from 'node:util';
 import type { TestProject } from 'vitest/node';
 import { pidAlive } from '../../src/util/process.js';
 import { startDatabases } from './databases.js';
+import { parseExports } from './exports.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -46,15 +47,6 @@ async function script(args: string[], dir: string, compat: boolean): Promise<str
   }
 }
 
-/** `export NAME=value` lines (values as printf %q writes simple strings) to a record. */
-function parseExports(text: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const m = /^export ([A-Z0-9_]+)=(.*)$/.exec(line.trim());
-    if (m?.[1] && m[2] !== undefined) env[m[1]] = m[2].replace(/\\(.)/g, '$1');
-  }
-  return env;
-}
 
 /** Stops servers left behind by test runs that were killed before their teardown. */
 async function reapStale(): Promise<void> {
