@@ -4,6 +4,7 @@ import { openStorage } from '../storage/open.js';
 import type { Storage } from '../storage/types.js';
 import { Repository } from '../repo/repository.js';
 import type { KdfParams } from '../repo/kdf.js';
+import type { RepoLock } from '../repo/lock.js';
 import { defaultKdfParams } from '../repo/kdf.js';
 import { Output } from './output.js';
 import { UsageError } from './exit-codes.js';
@@ -99,15 +100,19 @@ export class CliContext {
     const { lock, sync = true } = opts;
     const repo = await this.openRepository(sync);
     try {
-      const held = lock
-        ? await repo.lock({ exclusive: lock === 'exclusive', retryMs: this.retryLockMs(), onStaleRemoved: (m) => this.out.warn(m) })
-        : null;
-      const unhook = releaseOnSignal(repo, held, lock === 'shared');
+      // The signal handler goes in before the lock is written: a SIGTERM that lands while the lock
+      // file is being created still releases it instead of leaving it behind.
+      const acquiring = lock
+        ? repo.lock({ exclusive: lock === 'exclusive', retryMs: this.retryLockMs(), onStaleRemoved: (m) => this.out.warn(m) })
+        : Promise.resolve(null);
+      const unhook = releaseOnSignal(repo, acquiring, lock === 'shared');
+      let held: RepoLock | null = null;
       try {
+        held = await acquiring;
         return await fn(repo);
       } finally {
-        unhook();
         await held?.release();
+        unhook();
       }
     } finally {
       await repo.close();

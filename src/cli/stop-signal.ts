@@ -9,7 +9,8 @@ import type { RepoLock } from '../repo/lock.js';
 
 const FLUSH_LIMIT_MS = 20_000;
 
-export function releaseOnSignal(repo: Repository, lock: RepoLock | null, flush: boolean): () => void {
+/** `lock` may still be being acquired when the signal lands; it is awaited (at most 5 s) and released. */
+export function releaseOnSignal(repo: Repository, lock: Promise<RepoLock | null>, flush: boolean): () => void {
   let stopping = false;
   const handler = (signal: NodeJS.Signals) => {
     const code = signal === 'SIGINT' ? 130 : 143;
@@ -25,7 +26,8 @@ export function releaseOnSignal(repo: Repository, lock: RepoLock | null, flush: 
           process.stderr.write(`lifeboat: could not write the index checkpoint: ${(e as Error).message}\n`);
         }
       }
-      await Promise.race([lock?.release(), new Promise<void>((resolve) => setTimeout(resolve, 5000).unref())]);
+      const release = lock.then((held) => held?.release(), () => undefined);
+      await Promise.race([release, new Promise<void>((resolve) => setTimeout(resolve, 5000).unref())]);
     })();
     void work.finally(() => process.exit(code));
   };

@@ -76,6 +76,7 @@ export function describeLock(l: LockEntry): string {
 export class RepoLock {
   private timer: NodeJS.Timeout | null = null;
   private released = false;
+  private releasing: Promise<void> | undefined;
 
   private constructor(
     private readonly storage: Storage,
@@ -179,12 +180,15 @@ export class RepoLock {
     if (this.hasMarker) await this.storage.put(EXCLUSIVE_MARKER, bytes);
   }
 
-  async release(): Promise<void> {
-    if (this.released) return;
-    this.released = true;
-    if (this.timer) clearInterval(this.timer);
-    await this.storage.delete(this.name);
-    if (this.hasMarker) await this.storage.delete(EXCLUSIVE_MARKER);
+  /** Deletes the lock; a second call (a signal handler racing the normal path) waits for the first. */
+  release(): Promise<void> {
+    this.releasing ??= (async () => {
+      this.released = true;
+      if (this.timer) clearInterval(this.timer);
+      await this.storage.delete(this.name);
+      if (this.hasMarker) await this.storage.delete(EXCLUSIVE_MARKER);
+    })();
+    return this.releasing;
   }
 }
 

@@ -171,3 +171,32 @@ describe('a fresh machine (s3)', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   }, 900000);
 });
+
+describe('a stop signal while the lock is being taken (local)', () => {
+  it('SIGTERM the moment the lock file appears: the command exits 143 and leaves no lock behind', async () => {
+    const dir = await makeTempDir();
+    const src = path.join(dir, 'src');
+    grow(src, 'etc');
+    const env = await initCliRepo('local', dir, buckets);
+    const locks = path.join(env.LIFEBOAT_REPOSITORY!, 'locks');
+    fs.mkdirSync(locks, { recursive: true });
+    for (const cmd of [['backup', src], ['check'], ['prune']]) {
+      const child = spawn(process.execPath, [CLI, ...cmd], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      // the instant a lock file shows up (the command is still checking for conflicting locks)
+      // (once: a second signal means "exit now" and is allowed to leave the lock)
+      let sent = false;
+      const watcher = fs.watch(locks, () => {
+        if (!sent && fs.readdirSync(locks).length > 0) sent = child.kill('SIGTERM');
+      });
+      const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+      watcher.close();
+      expect(code, `${cmd[0]}: ${stderr}`).toBe(143);
+      expect(stderr).toContain('SIGTERM: stopping');
+      expect(fs.readdirSync(locks), `${cmd[0]} left its lock`).toEqual([]);
+    }
+    await checkClean(env, 'the interrupted commands');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }, 300000);
+});
