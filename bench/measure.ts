@@ -7,6 +7,10 @@ export interface Measure {
   sysS: number;
   cpuS: number;
   rssMiB: number;
+  /** bytes the process tree read from / wrote to the storage layer (rusage blocks × 512; Linux
+   *  counts writes when pages are dirtied, so writes flushed after exit are included) */
+  diskReadBytes?: number;
+  diskWriteBytes?: number;
 }
 
 /** Reads the figures out of `/usr/bin/time -v`'s report. */
@@ -20,7 +24,19 @@ export function parseTime(stderr: string): Measure {
   for (const x of get(/Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)/).split(':').map(Number)) wallS = wallS * 60 + x;
   const userS = Number(get(/User time \(seconds\): ([\d.]+)/));
   const sysS = Number(get(/System time \(seconds\): ([\d.]+)/));
-  return { wallS, userS, sysS, cpuS: userS + sysS, rssMiB: Number(get(/Maximum resident set size \(kbytes\): (\d+)/)) / 1024 };
+  const blocks = (re: RegExp) => {
+    const m = re.exec(stderr);
+    return m ? Number(m[1]) * 512 : undefined;
+  };
+  return {
+    wallS,
+    userS,
+    sysS,
+    cpuS: userS + sysS,
+    rssMiB: Number(get(/Maximum resident set size \(kbytes\): (\d+)/)) / 1024,
+    diskReadBytes: blocks(/File system inputs: (\d+)/),
+    diskWriteBytes: blocks(/File system outputs: (\d+)/),
+  };
 }
 
 /** Runs cmd under `/usr/bin/time -v`; rejects with the tail of stderr when it fails. */
