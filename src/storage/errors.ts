@@ -11,14 +11,18 @@ export type StorageErrorCode =
   | 'unsupported';
 
 export class StorageError extends Error {
+  /** How long the store asked us to wait before trying again (an HTTP Retry-After), in ms. */
+  readonly retryAfterMs?: number;
+
   constructor(
     readonly code: StorageErrorCode,
     message: string,
     readonly retryable = code === 'transient' || code === 'unreachable',
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfterMs?: number },
   ) {
-    super(message, options);
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'StorageError';
+    if (options?.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
   }
 }
 

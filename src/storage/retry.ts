@@ -15,6 +15,8 @@ export interface RetryOptions {
   baseMs?: number;
   /** Backoff cap in ms (default 30 000). */
   capMs?: number;
+  /** The longest wait a store's Retry-After may ask for, in ms (default 30 000). */
+  retryAfterCapMs?: number;
   /** Injectable for tests. */
   sleep?: (ms: number) => Promise<void>;
   /** Injectable for tests: a number in [0, 1). */
@@ -37,6 +39,16 @@ export function backoffDelay(retry: number, opts: RetryOptions = {}): number {
   return Math.floor((opts.random ?? Math.random)() * ceiling);
 }
 
+/**
+ * The wait before retry number `retry` after `err`: the backoff, but never less than what the
+ * store asked for with Retry-After (503 SlowDown), which is capped at retryAfterCapMs.
+ */
+export function retryDelay(err: StorageError, retry: number, opts: RetryOptions = {}): number {
+  const backoff = backoffDelay(retry, opts);
+  if (err.retryAfterMs === undefined) return backoff;
+  return Math.max(backoff, Math.min(err.retryAfterMs, opts.retryAfterCapMs ?? 30_000));
+}
+
 /** Runs fn until it succeeds, throws a non-retryable error, or the attempts are used up. */
 export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions = {}): Promise<T> {
   const attempts = Math.max(1, opts.attempts ?? 6);
@@ -45,7 +57,7 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: Re
       return await fn(attempt);
     } catch (e) {
       if (!isRetryable(e) || attempt >= attempts) throw e;
-      const delay = backoffDelay(attempt, opts);
+      const delay = retryDelay(e, attempt, opts);
       opts.onRetry?.(e, attempt, delay);
       await (opts.sleep ?? defaultSleep)(delay);
     }
@@ -108,7 +120,7 @@ export class RetryStorage implements Storage {
       } catch (e) {
         // once the caller has seen objects, restarting would repeat them: give up
         if (yielded > 0 || !isRetryable(e) || attempt >= attempts) throw e;
-        const delay = backoffDelay(attempt, this.opts);
+        const delay = retryDelay(e, attempt, this.opts);
         this.opts.onRetry?.(e, attempt, delay);
         await (this.opts.sleep ?? defaultSleep)(delay);
       }

@@ -381,6 +381,20 @@ export function s3ErrorInfo(e: unknown): S3ErrorInfo {
   return { ...(code !== undefined ? { code } : {}), ...(status !== undefined ? { status } : {}), message };
 }
 
+/**
+ * The Retry-After of the answer behind an SDK error (seconds, or an HTTP date), in ms; undefined
+ * when there is none or it does not parse.
+ */
+export function retryAfterMs(e: unknown, now = Date.now()): number | undefined {
+  const headers = (e as { $response?: { headers?: Record<string, string | undefined> } } | null)?.$response?.headers;
+  const raw = headers?.['retry-after'] ?? headers?.['Retry-After'];
+  if (typeof raw !== 'string' || raw.trim() === '') return undefined;
+  const v = raw.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
 interface Where {
   endpoint: string;
   bucket: string;
@@ -431,7 +445,11 @@ export function mapS3Error(e: unknown, w: Where): StorageError {
     return make('invalid', `S3 ${target}: ${what} failed (${tag}); is region ${w.region} the bucket's region?`);
   }
   if ((code !== undefined && TRANSIENT.has(code)) || status === 408 || status === 429 || (status ?? 0) >= 500) {
-    return make('transient', `S3 ${target}: ${what} failed (${tag})${detail}`);
+    const after = retryAfterMs(e);
+    return new StorageError('transient', `S3 ${target}: ${what} failed (${tag})${detail}`, undefined, {
+      cause: e,
+      ...(after !== undefined ? { retryAfterMs: after } : {}),
+    });
   }
   return make('invalid', `S3 ${target}: ${what} failed (${tag || 'no status'})${detail}`);
 }

@@ -20,8 +20,25 @@ import { mulberry32 } from '../helpers/repo.js';
 export type Fault = 'error500' | 'slowdown' | 'reset-before' | 'reset-after' | 'stall' | 'truncate';
 export const ALL_FAULTS: Fault[] = ['error500', 'slowdown', 'reset-before', 'reset-after', 'stall', 'truncate'];
 
+/** One request as the proxy saw it: when it arrived, what was done, when the answer was sent. */
+export interface ProxiedRequest {
+  method: string;
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  arrived: number;
+  fault: Fault | null;
+  /** When the (possibly faulty) answer was finished, ms since the epoch; undefined for resets and stalls. */
+  answered?: number;
+}
+
 export interface FaultProxy {
   url: string;
+  /** Every request so far, in arrival order. */
+  readonly log: ProxiedRequest[];
+  /** When set, decides each request's fault instead of the seeded schedule (null: forward it). */
+  decide: ((req: http.IncomingMessage) => Fault | null) | undefined;
+  /** The Retry-After value sent with a SlowDown (default "1"). */
+  retryAfter: (req: http.IncomingMessage) => string;
   /** Probability in [0, 1] that a request gets a fault. */
   rate: number;
   /** Which faults may be chosen. */
@@ -74,14 +91,25 @@ export async function startFaultProxy(upstream: string, seed: number, rate = 0.0
   const injected = Object.fromEntries(ALL_FAULTS.map((f) => [f, 0])) as Record<Fault, number>;
   const stalled = new Set<http.ServerResponse>();
   let requests = 0;
-  const state = { rate, faults: ALL_FAULTS.slice() };
+  const log: ProxiedRequest[] = [];
+  const state: { rate: number; faults: Fault[]; decide: ((req: http.IncomingMessage) => Fault | null) | undefined; retryAfter: (req: http.IncomingMessage) => string } = {
+    rate,
+    faults: ALL_FAULTS.slice(),
+    decide: undefined,
+    retryAfter: () => '1',
+  };
 
   const server = http.createServer((req, res) => {
     requests++;
     // decisions are drawn in arrival order, so one seed gives one schedule
     const roll = random();
     const pick = random();
-    const fault: Fault | null = roll < state.rate && state.faults.length > 0 ? state.faults[Math.floor(pick * state.faults.length)]! : null;
+    const fault: Fault | null = state.decide
+      ? state.decide(req)
+      : roll < state.rate && state.faults.length > 0 ? state.faults[Math.floor(pick * state.faults.length)]! : null;
+    const entry: ProxiedRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, arrived: Date.now(), fault };
+    log.push(entry);
+    res.on('finish', () => (entry.answered = Date.now()));
     void (async () => {
       const body = await readBody(req);
       if (fault) injected[fault]++;
@@ -94,7 +122,7 @@ export async function startFaultProxy(upstream: string, seed: number, rate = 0.0
         }
         case 'slowdown': {
           const xml = s3ErrorXml('SlowDown', 'Please reduce your request rate.');
-          res.writeHead(503, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(xml), 'retry-after': '1' });
+          res.writeHead(503, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(xml), 'retry-after': state.retryAfter(req) });
           res.end(xml);
           return;
         }
@@ -153,6 +181,19 @@ export async function startFaultProxy(upstream: string, seed: number, rate = 0.0
     set faults(f: Fault[]) {
       state.faults = f;
     },
+    get decide() {
+      return state.decide;
+    },
+    set decide(d: ((req: http.IncomingMessage) => Fault | null) | undefined) {
+      state.decide = d;
+    },
+    get retryAfter() {
+      return state.retryAfter;
+    },
+    set retryAfter(f: (req: http.IncomingMessage) => string) {
+      state.retryAfter = f;
+    },
+    log,
     injected,
     get requests() {
       return requests;

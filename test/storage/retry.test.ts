@@ -193,3 +193,26 @@ describe('RetryStorage', () => {
     expect(flaky.calls.list).toBe(4);
   });
 });
+
+describe('Retry-After', () => {
+  it('waits at least what the store asked for, capped; the backoff when it asked for less', async () => {
+    const { retryDelay } = await import('../../src/storage/retry.js');
+    const slow = (ms: number) => new StorageError('transient', 'SlowDown', true, { retryAfterMs: ms });
+    const zero = { random: () => 0 };
+    expect(retryDelay(slow(1000), 1, zero)).toBe(1000);
+    expect(retryDelay(slow(120_000), 1, zero)).toBe(30_000);
+    expect(retryDelay(slow(120_000), 1, { ...zero, retryAfterCapMs: 5000 })).toBe(5000);
+    expect(retryDelay(slow(10), 5, { random: () => 0.999 })).toBeGreaterThan(3000); // the backoff is longer
+    expect(retryDelay(new StorageError('transient', 'x'), 1, zero)).toBe(0);
+  });
+
+  it('reads Retry-After from an SDK error: seconds or an HTTP date; nothing for garbage', async () => {
+    const { retryAfterMs } = await import('../../src/storage/s3.js');
+    const err = (v: string) => Object.defineProperty(new Error('SlowDown'), '$response', { value: { headers: { 'retry-after': v } }, enumerable: false });
+    const now = Date.parse('2026-11-23T01:00:00Z');
+    expect(retryAfterMs(err('3'), now)).toBe(3000);
+    expect(retryAfterMs(err('Mon, 23 Nov 2026 01:00:05 GMT'), now)).toBe(5000);
+    expect(retryAfterMs(err('soon'), now)).toBeUndefined();
+    expect(retryAfterMs(new Error('x'), now)).toBeUndefined();
+  });
+});
