@@ -34,6 +34,7 @@ import { Excluder, type ExcludeOptions } from './excludes.js';
 import { filterSnapshots } from './snapshot-select.js';
 import { errorReason, joinPath, lstat, lstatSync, nodeFromStat, nodeType, pathText, readdirRaw, readlinkRaw, unchangedSince } from './walk.js';
 import { readFile, type ContentSink, type SinkResult } from './file-reader.js';
+import { SmallFiles, WORKER_READ_MAX } from './small-files.js';
 import { readXattrs } from './xattrs.js';
 
 export interface BackupOptions {
@@ -169,8 +170,10 @@ export class Archiver {
   /** The parent snapshot's trees, loaded on demand (name bytes as latin1 → node). */
   private readonly parentTrees = new Map<string, Promise<Map<string, TreeNode>>>();
   private readonly dryRunSeen = new Set<string>();
+  private readonly smallFiles: SmallFiles;
 
   constructor(readonly repo: Repository, readonly opts: BackupOptions = {}) {
+    this.smallFiles = new SmallFiles(repo);
     this.excluder = new Excluder(opts.excludes ?? {});
     this.slots = new Semaphore(Math.max(1, opts.fileConcurrency ?? 16));
   }
@@ -419,10 +422,17 @@ export class Archiver {
     const label = pathText(p);
     this.progress.currentFiles.add(label);
     try {
-      const r = await readFile(p, this.sink(), (n) => {
+      const onRead = (n: number) => {
         this.progress.bytesDone += n;
         s.bytesRead += n;
-      }, Number(st.size));
+      };
+      const size = Number(st.size);
+      const inWorker = !this.opts.dryRun && this.smallFiles.wants(size)
+        ? await this.smallFiles.read(await this.sealPool(), p, size, onRead)
+        : null;
+      if (inWorker) this.summary.dataBlobs += inWorker.newBlobs;
+      const r = inWorker ?? await readFile(p, this.sink(), onRead, size);
+      if (!inWorker && size <= WORKER_READ_MAX && r.size > 0) this.smallFiles.saw(r.newBytes === 0);
       if (r.changedWhileReading) this.report(p, 'file changed while being read');
       const node = nodeFromStat(name, 'file', r.stat);
       node.size = r.size;

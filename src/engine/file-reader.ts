@@ -6,6 +6,9 @@
  */
 import fs from 'node:fs';
 import type { BigIntStats } from 'node:fs';
+import { NotRegularError, openForBackupSync, sameStat, type NodeStat } from '../util/small-file.js';
+
+export { NotRegularError };
 
 /** Largest single read; each read gets a fresh buffer (the chunker may keep views into it). */
 export const READ_MAX = 8 * 1024 * 1024;
@@ -30,7 +33,7 @@ export const SYNC_READ_MAX = 256 * 1024;
 
 export interface ReadResult extends SinkResult {
   /** fstat taken before the (last) read: the node's metadata. */
-  stat: BigIntStats;
+  stat: NodeStat;
   /** True when the file still changed during the second read (its bytes are kept anyway). */
   changedWhileReading: boolean;
   /** Number of times the file was read (1 or 2). */
@@ -66,24 +69,6 @@ async function* readAll(fh: fs.promises.FileHandle, sizeHint: number, onRead?: (
     // small file (a file that grew is read on; one that read short is caught by readFile)
     if (bytesRead < want && pos >= sizeHint) return;
   }
-}
-
-function sameStat(a: BigIntStats, b: BigIntStats): boolean {
-  return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.ino === b.ino;
-}
-
-export class NotRegularError extends Error {}
-
-function openForBackupSync(p: Buffer): number {
-  const flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK;
-  if (O_NOATIME) {
-    try {
-      return fs.openSync(p, flags | O_NOATIME);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
-    }
-  }
-  return fs.openSync(p, flags);
 }
 
 /** The whole of a small file, read synchronously (see SYNC_READ_MAX); same rules as readAll. */

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import type { BigIntStats } from 'node:fs';
 import type { NodeType, TreeNode } from './tree.js';
 import { groupName, userName } from './owners.js';
+import type { NodeStat } from '../util/small-file.js';
 
 const SLASH = Buffer.from('/');
 
@@ -33,7 +34,7 @@ export function nodeType(st: BigIntStats): NodeType | null {
 }
 
 /** The metadata part of a node (no content, subtree or target). */
-export function nodeFromStat(name: Buffer, type: NodeType, st: BigIntStats): TreeNode {
+export function nodeFromStat(name: Buffer, type: NodeType, st: NodeStat): TreeNode {
   const uid = Number(st.uid);
   const gid = Number(st.gid);
   const n: TreeNode = {

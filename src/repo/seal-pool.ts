@@ -35,7 +35,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { openBlobsInto, outputSize, sealBlob, type BlobType, type SealedBlob } from './blob.js';
 import { DEFAULT_LEVEL } from './compress.js';
-import type { OpenDone, OpenTask, PackDone, PackTask, SealDone, SealFailed, SealTask, SealWorkerData } from './seal-worker.js';
+import type {
+  FileDone, FileFailed, FileTask, OpenDone, OpenTask, PackDone, PackTask, SealDone, SealFailed, SealTask, SealWorkerData,
+} from './seal-worker.js';
+import { NotRegularError, type NodeStat } from '../util/small-file.js';
 
 export interface SealKeys {
   encryption: Uint8Array;
@@ -106,10 +109,25 @@ const MAX_FREE_OUTPUTS = 4;
 /** Used sealed-blob buffers waiting to go back to a worker, at most (the rest are dropped). */
 const MAX_FREE_SEALED = 32;
 
+type WorkerMessage = SealDone | SealFailed | PackDone | OpenDone | FileDone | FileFailed;
+type Success = SealDone | PackDone | OpenDone | FileDone;
+
+/** A small file read and sealed by a worker ({@link SealPool.sealFile}). */
+export interface SealedFile {
+  /** fstat before the (last) read. */
+  stat: NodeStat;
+  /** The file still changed during the second read. */
+  changed: boolean;
+  reads: number;
+  size: number;
+  /** The blob of its bytes; null for an empty file. */
+  blob: SealedBlob | null;
+}
+
 interface Pending {
   /** A chunk being sealed (counts against the in-flight limits) or a pack being joined. */
   chunk: boolean;
-  done: (msg: SealDone | PackDone | OpenDone) => void;
+  done: (msg: Success) => void;
   reject: (e: Error) => void;
   bytes: number;
   worker: PoolWorker;
@@ -212,7 +230,7 @@ export class SealPool {
     this.workers.push(pw);
     return new Promise<void>((resolve, reject) => {
       let started = false;
-      worker.on('message', (msg: SealDone | SealFailed | PackDone | OpenDone | { kind: 'ready' }) => {
+      worker.on('message', (msg: WorkerMessage | { kind: 'ready' }) => {
         if (msg.kind === 'ready') {
           started = true;
           worker.unref(); // idle workers never keep the process alive: ref'd only while busy (dispatch/settle)
@@ -305,12 +323,45 @@ export class SealPool {
     const task: SealTask = { kind: 'seal', seq, type, buf, len, id, spare: spare === undefined ? [] : [spare] };
     if (spare !== undefined) this.stats.sealedBuffersRecycled++;
     return new Promise<SealedBlob>((resolve, reject) => {
-      const done = (msg: SealDone | PackDone | OpenDone) => {
+      const done = (msg: Success) => {
         const m = msg as SealDone;
         this.sealedBuffers.add(m.sealed);
         resolve({ id: Buffer.from(m.id), type, sealed: Buffer.from(m.sealed, 0, m.sealedLength), rawLength: m.rawLength });
       };
       this.dispatch(task, spare === undefined ? [buf] : [buf, spare], { chunk: true, done, reject, bytes: len });
+    });
+  }
+
+  /**
+   * Reads a small file whole in a worker and seals it as one blob there (its type 'data'): the
+   * calling thread neither reads nor seals it. Only for files below the chunker's minimum size
+   * (one chunk); `limit` is the most the worker reads — a file found larger resolves to null
+   * and is left to the caller. Rejects with the fs error (code kept) or NotRegularError. Needs
+   * workers (size > 0). Doesn't wait for room: callers bound memory with `await ready()`.
+   */
+  sealFile(p: Buffer, limit: number, sizeHint: number): Promise<SealedFile | null> {
+    if (this.size === 0) return Promise.reject(new Error('seal pool: sealFile needs workers'));
+    if (this.closed) return Promise.reject(new Error('seal pool is closed'));
+    if (this.failure) return Promise.reject(this.failure);
+    const seq = this.seq++;
+    const spare = this.freeSealed.pop();
+    const task: FileTask = { kind: 'file', seq, path: Uint8Array.from(p), limit, spare: spare === undefined ? [] : [spare] };
+    if (spare !== undefined) this.stats.sealedBuffersRecycled++;
+    return new Promise<SealedFile | null>((resolve, reject) => {
+      const done = (msg: Success) => {
+        const m = msg as FileDone;
+        if (m.read === null) {
+          resolve(null);
+          return;
+        }
+        let blob: SealedBlob | null = null;
+        if (m.sealed !== null && m.id !== null) {
+          this.sealedBuffers.add(m.sealed);
+          blob = { id: Buffer.from(m.id), type: 'data', sealed: Buffer.from(m.sealed, 0, m.sealedLength), rawLength: m.read.size };
+        }
+        resolve({ ...m.read, blob });
+      };
+      this.dispatch(task, spare === undefined ? [] : [spare], { chunk: true, done, reject, bytes: Math.max(1, sizeHint) });
     });
   }
 
@@ -348,7 +399,7 @@ export class SealPool {
     const seq = this.seq++;
     const task: PackTask = { kind: 'pack', seq, parts: sent, size, into };
     return new Promise((resolve, reject) => {
-      const done = (msg: SealDone | PackDone | OpenDone) => {
+      const done = (msg: Success) => {
         const m = msg as PackDone;
         this.packBuffers.add(m.bytes);
         resolve({ bytes: Buffer.from(m.bytes, 0, size), id: m.id });
@@ -395,7 +446,7 @@ export class SealPool {
       blobs: blobs.map((b) => ({ id: Uint8Array.from(b.id), offset: b.offset, length: b.length, rawLength: b.rawLength })),
     };
     return new Promise<OpenedRange>((resolve, reject) => {
-      const done = (msg: SealDone | PackDone | OpenDone) => {
+      const done = (msg: Success) => {
         const m = msg as OpenDone;
         resolve({ out: Buffer.from(m.out, 0, rawTotal), errors: m.errors, release: release(m.out), input: m.buf });
       };
@@ -445,7 +496,7 @@ export class SealPool {
     repo.packReleaser = (bytes) => this.releasePack(bytes);
   }
 
-  private dispatch(task: SealTask | PackTask | OpenTask, transfer: ArrayBuffer[], p: Omit<Pending, 'worker'>): void {
+  private dispatch(task: SealTask | PackTask | OpenTask | FileTask, transfer: ArrayBuffer[], p: Omit<Pending, 'worker'>): void {
     const pw = this.pickWorker();
     this.pending.set(task.seq, { ...p, worker: pw });
     if (p.chunk) {
@@ -523,7 +574,7 @@ export class SealPool {
     return n;
   }
 
-  private settle(pw: PoolWorker, msg: SealDone | SealFailed | PackDone | OpenDone): void {
+  private settle(pw: PoolWorker, msg: WorkerMessage): void {
     const p = this.pending.get(msg.seq);
     if (!p) return;
     this.forget(msg.seq, p);
@@ -534,6 +585,7 @@ export class SealPool {
       for (const b of msg.recycled) if (this.freeSealed.length < MAX_FREE_SEALED) this.freeSealed.push(b);
     }
     if (msg.kind === 'failed') p.reject(new Error(`${p.chunk ? 'sealing a blob' : 'a worker task'} failed: ${msg.message}`));
+    else if (msg.kind === 'file-failed') p.reject(fileError(msg));
     else p.done(msg);
     this.wake();
   }
@@ -590,4 +642,12 @@ export class SealPool {
     this.freeOutputs.length = 0;
     this.wake();
   }
+}
+
+/** The error a worker met reading a file, as the calling thread would have met it. */
+function fileError(msg: FileFailed): Error {
+  if (msg.notRegular) return new NotRegularError(msg.message);
+  const e: NodeJS.ErrnoException = new Error(msg.message);
+  if (msg.code !== null) e.code = msg.code;
+  return e;
 }

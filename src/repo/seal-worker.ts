@@ -20,6 +20,12 @@
  *                  into: a used output buffer to reuse, or null, where }
  *   ← OpenDone   { seq, out: ArrayBuffer (each blob's verified plaintext at the sum of the previous
  *                  blobs' raw lengths), errors: per blob null or a message, buf (handed back) }
+ *   → FileTask   { kind: 'file', seq, path (bytes), limit, spare }: read a small file whole here
+ *                  (util/small-file.ts: stat before and after, read again if it changed) and seal
+ *                  it as one blob — a file below the chunker's minimum size is exactly one chunk
+ *   ← FileDone   { seq, read: { stat, changed, reads, size } or null (larger than limit: nothing
+ *                  read, the caller reads it), id, sealed, sealedLength (null/0 for an empty file) }
+ *   ← FileFailed { seq, message, code (errno code or null), notRegular }
  */
 import { createHash } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
@@ -27,6 +33,7 @@ import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { sealInto } from './aead.js';
 import { blobPayload, openBlobsInto, outputSize, type BlobType } from './blob.js';
+import { NotRegularError, nodeStat, readWholeInto, type NodeStat } from '../util/small-file.js';
 
 export interface SealWorkerData {
   encryption: Uint8Array;
@@ -131,6 +138,37 @@ export interface OpenDone {
   buf: ArrayBuffer;
 }
 
+export interface FileTask {
+  kind: 'file';
+  seq: number;
+  /** The file's path, raw bytes (names need not be UTF-8). */
+  path: Uint8Array;
+  /** Largest file read here; a larger one is left to the caller. */
+  limit: number;
+  spare: ArrayBuffer[];
+}
+
+export interface FileDone {
+  kind: 'file-done';
+  seq: number;
+  /** null: the file holds more than `limit` bytes, and nothing was stored. */
+  read: { stat: NodeStat; changed: boolean; reads: number; size: number } | null;
+  /** The blob of the file's bytes; null for an empty file (or when read is null). */
+  id: ArrayBuffer | null;
+  sealed: ArrayBuffer | null;
+  sealedLength: number;
+}
+
+export interface FileFailed {
+  kind: 'file-failed';
+  seq: number;
+  message: string;
+  /** The fs error's code (ENOENT, EACCES, ELOOP…), or null. */
+  code: string | null;
+  /** The path is not a regular file any more (NotRegularError). */
+  notRegular: boolean;
+}
+
 /** Room for any pack (16 MiB target plus one blob's worth of slack), so buffers can be reused. */
 const PACK_BUFFER_MIN = 17 * 1024 * 1024;
 
@@ -189,6 +227,37 @@ function openRange(keys: { encryption: Uint8Array; blobId: Uint8Array }, task: O
   return [done, out === task.buf ? [task.buf] : [out, task.buf]];
 }
 
+/** This thread's read buffer for small files (they are sealed out of it at once). */
+let fileScratch: Buffer | null = null;
+
+/** Runs a {@link FileTask}: the message to post back and its transfer list. */
+function readAndSeal(keys: { encryption: Uint8Array; blobId: Uint8Array }, level: number | undefined,
+                     task: FileTask): [FileDone | FileFailed, ArrayBuffer[]] {
+  addSpare(task.spare);
+  const none = { id: null, sealed: null, sealedLength: 0 };
+  try {
+    if (fileScratch === null || fileScratch.length < task.limit + 1) fileScratch = Buffer.allocUnsafe(task.limit + 1);
+    const into = fileScratch.subarray(0, task.limit + 1);
+    const r = readWholeInto(Buffer.from(task.path.buffer, task.path.byteOffset, task.path.byteLength), into);
+    if (r === null) return [{ kind: 'file-done', seq: task.seq, read: null, ...none }, []];
+    const read = { stat: nodeStat(r.before), changed: r.changed, reads: r.reads, size: r.length };
+    if (r.length === 0) return [{ kind: 'file-done', seq: task.seq, read, ...none }, []];
+    const blob = blobPayload(keys, into.subarray(0, r.length), undefined, level);
+    const sealed = takeOut(blob.sealedLength);
+    sealInto(keys.encryption, blob.payload, blob.id, new Uint8Array(sealed), 0);
+    const id = ownBuffer(blob.id);
+    const done: FileDone = { kind: 'file-done', seq: task.seq, read, id, sealed, sealedLength: blob.sealedLength };
+    return [done, id === sealed ? [sealed] : [sealed, id]];
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const failed: FileFailed = {
+      kind: 'file-failed', seq: task.seq, message: err instanceof Error ? err.message : String(e),
+      code: typeof err?.code === 'string' ? err.code : null, notRegular: e instanceof NotRegularError,
+    };
+    return [failed, []];
+  }
+}
+
 async function main(): Promise<void> {
   const port = parentPort;
   if (port === null) throw new Error('seal-worker must run in a worker thread');
@@ -196,7 +265,11 @@ async function main(): Promise<void> {
   const keys = { encryption: Buffer.from(data.encryption), blobId: Buffer.from(data.blobId) };
   const level = data.level;
   lowerPriority(data.nice ?? 0);
-  port.on('message', (task: SealTask | PackTask | OpenTask) => {
+  port.on('message', (task: SealTask | PackTask | OpenTask | FileTask) => {
+    if (task.kind === 'file') {
+      port.postMessage(...readAndSeal(keys, level, task));
+      return;
+    }
     if (task.kind === 'open') {
       try {
         port.postMessage(...openRange(keys, task));

@@ -105,6 +105,57 @@ describe('SealPool', () => {
     expect(openBlob(keys, id, b.sealed, 'test').equals(data)).toBe(true);
   });
 
+  it('sealFile: a worker reads a small file whole and seals it, with its stat; refuses what is not a plain small file', async () => {
+    const pool = await SealPool.create(keys, { workers: 2 });
+    pools.push(pool);
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'lifeboat-sealfile-'));
+    try {
+      const files: Array<[string, Buffer]> = [
+        ['text.sql', sqlLines(150_000, 4)],
+        ['random.bin', pseudoRandom(200_000, 6)],
+        ['one-byte', Buffer.from('x')],
+        ['4096', pseudoRandom(4096, 8)], // exactly one read of the minimum size
+      ];
+      for (const [name, data] of files) await fs.writeFile(path.join(dir, name), data);
+      const limit = 256 * 1024;
+      const got = await Promise.all(files.map(([name, data]) => pool.sealFile(Buffer.from(path.join(dir, name)), limit, data.length)));
+      got.forEach((r, i) => {
+        const data = files[i]![1];
+        expect(r).not.toBeNull();
+        expect(r!.size).toBe(data.length);
+        expect(r!.changed).toBe(false);
+        expect(r!.reads).toBe(1);
+        expect(Number(r!.stat.size)).toBe(data.length);
+        expectSameAsInline([data], [r!.blob!]);
+      });
+      const st = await fs.stat(path.join(dir, 'text.sql'), { bigint: true });
+      expect(got[0]!.stat.ino).toBe(st.ino);
+      expect(got[0]!.stat.mtimeNs).toBe(st.mtimeNs);
+      expect(got[0]!.stat.mode).toBe(st.mode);
+
+      await fs.writeFile(path.join(dir, 'empty'), '');
+      const empty = await pool.sealFile(Buffer.from(path.join(dir, 'empty')), limit, 0);
+      expect(empty?.size).toBe(0);
+      expect(empty?.blob).toBeNull();
+
+      // grown past the limit since the walk: nothing stored, the caller reads it
+      await fs.writeFile(path.join(dir, 'big'), pseudoRandom(limit + 10, 2));
+      expect(await pool.sealFile(Buffer.from(path.join(dir, 'big')), limit, 100)).toBeNull();
+
+      await expect(pool.sealFile(Buffer.from(path.join(dir, 'missing')), limit, 1)).rejects.toMatchObject({ code: 'ENOENT' });
+      await fs.symlink('text.sql', path.join(dir, 'link'));
+      await expect(pool.sealFile(Buffer.from(path.join(dir, 'link')), limit, 1)).rejects.toMatchObject({ code: 'ELOOP' });
+      await expect(pool.sealFile(Buffer.from(dir), limit, 1)).rejects.toThrow('not a regular file any more');
+      await run('mkfifo', [path.join(dir, 'fifo')]);
+      await expect(pool.sealFile(Buffer.from(path.join(dir, 'fifo')), limit, 1)).rejects.toThrow('not a regular file any more');
+      // the pool still works after the failures
+      const again = await pool.sealFile(Buffer.from(path.join(dir, 'one-byte')), limit, 1);
+      expect(again?.blob?.rawLength).toBe(1);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('transfers a buffer the caller gives up instead of copying it', async () => {
     const pool = await SealPool.create(keys, { workers: 2 });
     pools.push(pool);
