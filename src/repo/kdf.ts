@@ -22,13 +22,18 @@ export const MEMLIMIT_MIN = 8192;
 export const MEMLIMIT_MAX = 1024 * 1024 * 1024;
 
 /**
- * Defaults for new key files, sized for a small VM: 64 MiB and about half a second.
- * Measured on this project's 2-vCPU EPYC Zen 4 VM (Node 20.20, libsodium-wrappers-sumo 0.8.4, WASM),
- * 5 runs each at memlimit 64 MiB (min / median): opslimit 2 → 0.105 / 0.107 s, 4 → 0.23 / 0.23 s,
- * 8 → 0.46 / 0.58 s, 9 → 0.50 / 0.52 s, 10 → 0.60 / 0.63 s — about 57 ms per pass, ±20 % noise
- * on these shared machines. 8 passes ≈ half a second. Re-measure with bench/primitives.ts (--kdf).
+ * Defaults for new key files: RFC 9106's second recommended setting (§4, for when 2 GiB is too
+ * much memory): Argon2id, t = 3 passes over m = 64 MiB — a small VM can spare 64 MiB, and every
+ * lifeboat command pays one derivation (≈ 0.17 s here; 8 passes, the earlier default, cost
+ * ≈ 0.5 s on every command for a margin the RFC does not ask for). libsodium runs one lane
+ * (p = 1; the RFC's p = 4 only spreads the same work over threads). Users who want more pass
+ * `init --kdf-iterations N` (or `key add`). Measured on this project's 2-vCPU EPYC Zen 4 VM
+ * (Node 20.20, libsodium-wrappers-sumo 0.8.4, WASM), 5 runs each at memlimit 64 MiB
+ * (min / median): opslimit 2 → 0.105 / 0.107 s, 4 → 0.23 / 0.23 s, 8 → 0.46 / 0.58 s,
+ * 9 → 0.50 / 0.52 s, 10 → 0.60 / 0.63 s — about 57 ms per pass, ±20 % noise on these shared
+ * machines. Re-measure with bench/primitives.ts (--kdf).
  */
-export const DEFAULT_OPSLIMIT = 8;
+export const DEFAULT_OPSLIMIT = 3;
 export const DEFAULT_MEMLIMIT = 64 * 1024 * 1024;
 
 export interface KdfParams {
@@ -119,7 +124,7 @@ function runKdfWorker(password: string, params: KdfParams, background = false, o
 }
 
 /**
- * Argon2id(password as UTF-8, no normalisation) → 32-byte key, about half a second with the
+ * Argon2id(password as UTF-8, no normalisation) → 32-byte key, about 0.17 s with the
  * defaults. Runs in a short-lived worker thread (see KDF_WORKER): the calling thread stays free,
  * and libsodium's WASM memory is released when it is done.
  */
