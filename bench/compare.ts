@@ -290,7 +290,8 @@ type Results = Record<string, Record<string, Partial<Record<StepName, StepResult
 function gitInfo(root: string): { commit: string; dirty: string[] } {
   try {
     const commit = execFileSync('git', ['-C', root, 'rev-parse', 'HEAD'], { encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['-C', root, 'status', '--porcelain', '--', 'src', 'native', 'bench'], { encoding: 'utf8' })
+    // lifeboat's own code only (the benchmark's files do not change what is measured)
+    const dirty = execFileSync('git', ['-C', root, 'status', '--porcelain', '--', 'src', 'native', 'package.json', 'package-lock.json'], { encoding: 'utf8' })
       .split('\n')
       .filter(Boolean);
     return { commit, dirty };
@@ -475,7 +476,7 @@ async function main(): Promise<void> {
       }
     } else {
       log(`kept ${args.work}\n`);
-      if (s3) log(`kept buckets ${Object.values(buckets).join(', ')} on ${s3.endpoint}${s3.startedHere ? ` (server still running; stop: SWIFT_S3_DIR=${s3.dir} SWIFT_S3_COMPAT=1 test/services/s3.sh clean)` : ''}\n`);
+      if (s3) log(`kept buckets ${Object.values(buckets).join(', ')} on ${s3.endpoint}${s3.startedHere ? ` (server still running; stop: SWIFT_S3_DIR=${s3.dir} test/services/s3.sh clean)` : ''}\n`);
     }
   }
 
