@@ -56,6 +56,8 @@ export class StateDb {
     }
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const db = new Database(file);
+    // run history and errors are the owner's only; SQLite gives -wal and -shm the database's mode
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) if (fs.existsSync(f)) fs.chmodSync(f, 0o600);
     db.pragma('journal_mode = WAL');
     db.pragma('busy_timeout = 5000');
     db.exec(`

@@ -6,7 +6,7 @@
 import type { MysqlEntry } from '../config/databases.js';
 import { readSecret } from '../config/secrets.js';
 import { commandSource, type StreamSource } from '../engine/stream-backup.js';
-import { findTool, lookupUser, runAsOptions, runTool, stamp } from './process.js';
+import { findTool, lookupUser, runAsOptions, runTool, stamp, toolEnv } from './process.js';
 import type { SpawnAs } from './process.js';
 import { SecretFile } from './secret-file.js';
 import { dumpFileName, restoredName, type DatabaseSource, type DumpUnit, type RestoreRequest, type RestoreResult, type SourceContext } from './types.js';
@@ -28,8 +28,9 @@ export class MysqlSource implements DatabaseSource {
     private readonly ctx: SourceContext,
   ) {}
 
+  /** The tools' environment: lifeboat's, without its secrets. */
   private get baseEnv(): NodeJS.ProcessEnv {
-    return this.ctx.env ?? process.env;
+    return toolEnv(this.ctx.env ?? process.env, this.entry.password_env);
   }
 
   private dumpTool(): string {

@@ -15,6 +15,25 @@ export class ToolMissingError extends Error {
   }
 }
 
+/**
+ * Variables of lifeboat's own environment that a database client tool has no use for: the
+ * repository password, object-store and cloud credentials, the agent's copy of the config. A tool's
+ * environment is readable by its user (and root) through /proc, and a tool may log or pass it on.
+ */
+const NOT_FOR_TOOLS = [
+  'LIFEBOAT_PASSWORD', 'LIFEBOAT_AGENT_CONFIG_TEXT',
+  'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN',
+  'OS_PASSWORD', 'OS_APPLICATION_CREDENTIAL_SECRET', 'OS_TOKEN', 'OS_AUTH_TOKEN',
+];
+
+/** `env` without lifeboat's own secrets, nor the variable (password_env) a database password came from. */
+export function toolEnv(env: NodeJS.ProcessEnv, passwordEnv?: string): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env };
+  for (const k of NOT_FOR_TOOLS) delete out[k];
+  if (passwordEnv) delete out[passwordEnv];
+  return out;
+}
+
 /** The first of `names` found on PATH (as a full path). */
 export function findTool(names: string[], pkg: string, env: NodeJS.ProcessEnv = process.env): string {
   const dirs = (env.PATH ?? '').split(':').filter(Boolean);
