@@ -73,7 +73,7 @@ export async function buildPackage(): Promise<string> {
   fs.mkdirSync(lib, { recursive: true });
 
   log('bundling the application (esbuild)');
-  await bundleApp(lib, `${LIB_DIR}/node`);
+  await bundleApp(lib);
   write(`${LIB_DIR}/package.json`, JSON.stringify({ name: 'lifeboat', version: pkgVersion, private: true, type: 'module' }, null, 2) + '\n');
   fs.copyFileSync(strippedNode(nodeDir), path.join(lib, 'node'));
   fs.chmodSync(path.join(lib, 'node'), 0o755);
@@ -84,15 +84,13 @@ export async function buildPackage(): Promise<string> {
   copyExternalJs(lib);
   normalizeModes(STAGE_DIR);
   for (const f of elfFiles(lib)) fs.chmodSync(f, f.endsWith('.node') ? 0o644 : 0o755);
-  fs.chmodSync(path.join(lib, 'dist', 'cli', 'main.js'), 0o755);
 
   // the staged tree must run before it is packed: addons load, --version answers
   checkAddonsLoad(path.join(lib, 'node'), lib);
-  const v = run(path.join(lib, 'node'), [path.join(lib, 'dist', 'cli', 'main.js'), '--version']).trim();
+  const v = run(path.join(lib, 'node'), [path.join(lib, 'dist', 'cli', 'start.js'), '--version']).trim();
   if (v !== pkgVersion) throw new Error(`the bundled CLI says version ${JSON.stringify(v)}, expected ${pkgVersion}`);
 
-  fs.mkdirSync(path.join(STAGE_DIR, 'usr/bin'), { recursive: true });
-  fs.symlinkSync('../lib/lifeboat/dist/cli/main.js', path.join(STAGE_DIR, 'usr/bin/lifeboat'));
+  write('usr/bin/lifeboat', fs.readFileSync(path.join(DEBIAN_SRC, 'lifeboat.sh')), 0o755);
 
   // the unit: systemd/lifeboat.service as it is (it already runs /usr/bin/lifeboat agent)
   const unit = fs.readFileSync(path.join(ROOT, 'systemd', 'lifeboat.service'), 'utf8');

@@ -22,8 +22,13 @@ function parseFail(f: string | undefined): 'open' | 'closed' | undefined {
   return f;
 }
 
-/** How the hook calls lifeboat: /usr/bin/lifeboat when that is this program, else node + this script. */
+/**
+ * How the hook calls lifeboat: $LIFEBOAT_COMMAND when the launcher set it (the .deb's /usr/bin/lifeboat
+ * wrapper), /usr/bin/lifeboat when that is this program, else node + this script.
+ */
 function defaultCommand(): string {
+  const launcher = process.env.LIFEBOAT_COMMAND;
+  if (launcher && path.isAbsolute(launcher) && !/\s/.test(launcher)) return launcher;
   const self = fs.realpathSync(process.argv[1]!);
   try {
     if (fs.realpathSync('/usr/bin/lifeboat') === self) return '/usr/bin/lifeboat';
