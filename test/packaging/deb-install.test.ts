@@ -135,7 +135,7 @@ describe('the .deb on Debian 12 (debootstrap minbase)', () => {
     expect(fs.readlinkSync(r.p('/restore/srv/data/link'))).toBe('etc/app/app.conf');
     expect(xattr(r.p('/restore/srv/data/etc/app/app.conf'), 'user.lifeboat')).toBe('kept');
     // one file, as the README's quick start restores it
-    r.ok('lifeboat restore latest:/srv/data/etc/app --target /one --include app.conf', ENV);
+    r.ok('lifeboat restore latest:/srv/data/etc/app/app.conf --target /one', ENV);
     expect(fs.readFileSync(r.p('/one/app.conf'), 'utf8')).toBe('listen = 8080\n');
   }, 300_000);
 
