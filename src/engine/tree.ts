@@ -4,9 +4,9 @@
  * nanoseconds; on disk they follow the format's encoding exactly, so an unchanged directory
  * encodes to the same bytes and the same blob id.
  */
-import { z } from 'zod';
 import { rfc3339Nanos } from '../util/time.js';
 import { IntegrityError } from '../repo/errors.js';
+import { array, boolean, checkShape, integer, matching, object, oneOf, optional, ShapeError, string } from '../util/json-shape.js';
 
 export type NodeType = 'file' | 'dir' | 'symlink' | 'fifo' | 'chardev' | 'blockdev' | 'socket';
 
@@ -45,36 +45,36 @@ export interface Tree {
 }
 
 const NODE_TYPES = ['file', 'dir', 'symlink', 'fifo', 'chardev', 'blockdev', 'socket'] as const;
-const hexId = z.string().regex(/^[0-9a-f]{64}$/);
-const b64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/);
-const time = z.string().regex(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/);
-const uint = z.number().int().min(0);
+const hexId = matching(/^[0-9a-f]{64}$/, 'expected a 64-digit hex id');
+const b64 = matching(/^[A-Za-z0-9+/]*={0,2}$/, 'expected base64');
+const time = matching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/, 'expected an RFC 3339 UTC time');
+const uint = integer(0);
 
-const nodeSchema = z.object({
-  name: z.string().optional(),
-  name_raw: b64.optional(),
-  type: z.enum(NODE_TYPES),
+const nodeSchema = object({
+  name: optional(string),
+  name_raw: optional(b64),
+  type: oneOf(NODE_TYPES),
   mode: uint,
   uid: uint,
   gid: uint,
-  user: z.string().optional(),
-  group: z.string().optional(),
+  user: optional(string),
+  group: optional(string),
   mtime: time,
   ctime: time,
-  atime: time.optional(),
-  size: uint.optional(),
-  inode: uint.optional(),
-  device: uint.optional(),
-  links: uint.optional(),
-  rdev: uint.optional(),
-  target: z.string().optional(),
-  target_raw: b64.optional(),
-  xattrs: z.array(z.object({ name: z.string(), value: b64 })).optional(),
-  content: z.array(hexId).optional(),
-  subtree: hexId.optional(),
-  sparse: z.boolean().optional(),
+  atime: optional(time),
+  size: optional(uint),
+  inode: optional(uint),
+  device: optional(uint),
+  links: optional(uint),
+  rdev: optional(uint),
+  target: optional(string),
+  target_raw: optional(b64),
+  xattrs: optional(array(object({ name: string, value: b64 }))),
+  content: optional(array(hexId)),
+  subtree: optional(hexId),
+  sparse: optional(boolean),
 });
-const treeSchema = z.object({ nodes: z.array(nodeSchema) });
+const treeSchema = object({ nodes: array(nodeSchema) });
 
 /** True when the bytes are valid UTF-8 that round-trips exactly through a JS string. */
 export function isUtf8(b: Buffer): boolean {
@@ -152,13 +152,15 @@ export function decodeTree(data: Buffer): Tree {
   } catch {
     throw new IntegrityError('tree blob', 'tree is not valid JSON');
   }
-  const r = treeSchema.safeParse(json);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new IntegrityError('tree blob', `malformed tree (${issue?.path.join('.') || 'root'}: ${issue?.message ?? '?'})`);
+  let tree;
+  try {
+    tree = checkShape(treeSchema, json);
+  } catch (e) {
+    if (!(e instanceof ShapeError)) throw e;
+    throw new IntegrityError('tree blob', `malformed tree (${e.at || 'root'}: ${e.message})`);
   }
   return {
-    nodes: r.data.nodes.map((o) => {
+    nodes: tree.nodes.map((o) => {
       const name = o.name_raw !== undefined ? Buffer.from(o.name_raw, 'base64') : Buffer.from(o.name ?? '', 'utf8');
       if (name.length === 0) throw new IntegrityError('tree blob', 'malformed tree: a node without a name');
       const n: TreeNode = {

@@ -1,68 +1,75 @@
-/** zod schemas and types of the JSON documents of format v1 (§7, §9, §10, §11). */
-import { z } from 'zod';
+/** Shapes and types of the JSON documents of format v1 (§7, §9, §10, §11). */
+import {
+  array, boolean, integer, literal, matching, object, oneOf, optional, record, string, withDefault, type Check, type Infer,
+} from '../util/json-shape.js';
 
-const hexId = z.string().regex(/^[0-9a-f]{64}$/, 'expected a 64-digit hex id');
-const u32 = z.number().int().min(0).max(0xffffffff);
-const size = z.number().int().min(0);
+const hexId = matching(/^[0-9a-f]{64}$/, 'expected a 64-digit hex id');
+const u32 = integer(0, 0xffffffff);
+const size = integer(0);
+const positive = integer(1);
+const int = integer();
 
 export const FORMAT_VERSION = 1;
 
-export const configSchema = z.object({
-  version: z.number().int(),
+export const configSchema = object({
+  version: int,
   id: hexId,
-  created: z.string(),
-  chunker: z.object({
-    algorithm: z.literal('fastcdc-gear32-v1'),
-    min: z.number().int().positive(),
-    avg: z.number().int().positive(),
-    max: z.number().int().positive(),
+  created: string,
+  chunker: object({
+    algorithm: literal('fastcdc-gear32-v1'),
+    min: positive,
+    avg: positive,
+    max: positive,
   }),
-  pack_size: z.number().int().positive(),
+  pack_size: positive,
 });
-export type RepoConfig = z.infer<typeof configSchema>;
+export type RepoConfig = Infer<typeof configSchema>;
 
-export const indexFileSchema = z.object({
-  version: z.number().int(),
-  supersedes: z.array(hexId).default([]),
-  packs: z.array(
-    z.object({
+export const indexFileSchema = object({
+  version: int,
+  supersedes: withDefault(array(hexId), () => []),
+  packs: array(
+    object({
       id: hexId,
-      type: z.enum(['data', 'tree']),
+      type: oneOf(['data', 'tree'] as const),
       size,
-      blobs: z.array(z.object({ id: hexId, offset: size, length: u32, raw_length: u32 })).min(1),
+      blobs: array(object({ id: hexId, offset: size, length: u32, raw_length: u32 }), 1),
     }),
   ),
 });
-export type IndexFile = z.infer<typeof indexFileSchema>;
+export type IndexFile = Infer<typeof indexFileSchema>;
 export type IndexPack = IndexFile['packs'][number];
 
-export const snapshotSchema = z
-  .object({
-    version: z.number().int(),
-    time: z.string(),
+const snapshotFields = object(
+  {
+    version: int,
+    time: string,
     tree: hexId,
-    paths: z.array(z.string()),
-    hostname: z.string(),
-    username: z.string().optional(),
-    uid: z.number().int().optional(),
-    gid: z.number().int().optional(),
-    tags: z.array(z.string()).default([]),
-    parent: hexId.optional(),
-    source: z.object({ type: z.string() }).passthrough(),
-    summary: z.record(z.string(), z.unknown()).optional(),
-    program_version: z.string().optional(),
-  })
-  .passthrough();
-export type Snapshot = z.infer<typeof snapshotSchema>;
+    paths: array(string),
+    hostname: string,
+    username: optional(string),
+    uid: optional(int),
+    gid: optional(int),
+    tags: withDefault(array(string), () => []),
+    parent: optional(hexId),
+    source: object({ type: string }, { passthrough: true }),
+    summary: optional(record((v: unknown) => v)),
+    program_version: optional(string),
+  },
+  { passthrough: true },
+);
+/** A snapshot; keys other than these are kept (passthrough), as `source`'s are. */
+export type Snapshot = Infer<typeof snapshotFields> & { source: { type: string; [k: string]: unknown }; [k: string]: unknown };
+export const snapshotSchema: Check<Snapshot> = snapshotFields as Check<Snapshot>;
 
-export const lockSchema = z.object({
-  time: z.string(),
-  exclusive: z.boolean(),
-  hostname: z.string(),
-  username: z.string(),
-  pid: z.number().int(),
-  uid: z.number().int(),
-  gid: z.number().int(),
-  nonce: z.string(),
+export const lockSchema = object({
+  time: string,
+  exclusive: boolean,
+  hostname: string,
+  username: string,
+  pid: int,
+  uid: int,
+  gid: int,
+  nonce: string,
 });
-export type LockInfo = z.infer<typeof lockSchema>;
+export type LockInfo = Infer<typeof lockSchema>;

@@ -1,33 +1,33 @@
 import os from 'node:os';
-import { z } from 'zod';
 import { open as aeadOpen, seal, AuthError } from './aead.js';
 import { deriveKeyFromPassword, defaultKdfParams, type KdfParams } from './kdf.js';
 import { IntegrityError, UnsupportedVersionError } from './errors.js';
 import { objectAd } from './object-types.js';
 import { sha256Hex } from './hash.js';
+import { checkShape, integer, literal, matching, object, ShapeError, string, type Infer } from '../util/json-shape.js';
 
 /** Format §2.2: readers refuse more than 1 GiB of memory or 100 passes. */
 export const MAX_MEMLIMIT = 1024 * 1024 * 1024;
 export const MAX_OPSLIMIT = 100;
 
-const b64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/);
+const b64 = matching(/^[A-Za-z0-9+/]*={0,2}$/, 'expected base64');
 
-const keyFileSchema = z.object({
-  version: z.number().int(),
-  created: z.string(),
-  hostname: z.string(),
-  username: z.string(),
-  kdf: z.object({
-    algorithm: z.literal('argon2id13'),
+const keyFileSchema = object({
+  version: integer(),
+  created: string,
+  hostname: string,
+  username: string,
+  kdf: object({
+    algorithm: literal('argon2id13'),
     // bounds a reader enforces so a hostile key file cannot hang or exhaust the machine
-    opslimit: z.number().int().min(1).max(MAX_OPSLIMIT),
-    memlimit: z.number().int().min(8192).max(MAX_MEMLIMIT),
+    opslimit: integer(1, MAX_OPSLIMIT),
+    memlimit: integer(8192, MAX_MEMLIMIT),
     salt: b64,
   }),
   data: b64,
 });
 
-export type KeyFile = z.infer<typeof keyFileSchema>;
+export type KeyFile = Infer<typeof keyFileSchema>;
 
 export interface EncodedKeyFile {
   id: string;
@@ -69,14 +69,17 @@ export function parseKeyFile(name: string, bytes: Buffer): KeyFile {
   } catch {
     throw new IntegrityError(name, 'not valid JSON');
   }
-  const r = keyFileSchema.safeParse(json);
-  if (!r.success) {
+  let file: KeyFile;
+  try {
+    file = checkShape(keyFileSchema, json);
+  } catch (e) {
+    if (!(e instanceof ShapeError)) throw e;
     const v = (json as { version?: unknown } | null)?.version;
     if (typeof v === 'number' && v !== 1) throw new UnsupportedVersionError(`key file ${name}`, v);
-    throw new IntegrityError(name, `malformed key file (${r.error.issues[0]?.path.join('.') ?? '?'})`);
+    throw new IntegrityError(name, `malformed key file (${e.at || 'root'})`);
   }
-  if (r.data.version !== 1) throw new UnsupportedVersionError(`key file ${name}`, r.data.version);
-  return r.data;
+  if (file.version !== 1) throw new UnsupportedVersionError(`key file ${name}`, file.version);
+  return file;
 }
 
 /** The master key if the password opens this key file, else null. */

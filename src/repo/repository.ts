@@ -20,6 +20,7 @@ import {
 } from './formats.js';
 import { AppendOnlyError, IntegrityError, NoRepositoryError, RepositoryExistsError, UnsupportedVersionError } from './errors.js';
 import { openJson, sealJson } from './sealed.js';
+import { checkShape } from '../util/json-shape.js';
 import { sha256Hex } from './hash.js';
 import { openBlob, sealBlob, type BlobType, type SealedBlob } from './blob.js';
 import { PACK_TARGET_SIZE, PACK_TAIL_GUESS, PackWriter, parsePackTail, type FinishedPack, type PackEntry } from './pack.js';
@@ -281,7 +282,7 @@ export class Repository {
 
   async loadSnapshot(id: string): Promise<Snapshot> {
     const cached = this.cache.snapshotJson(id);
-    if (cached) return snapshotSchema.parse(JSON.parse(cached));
+    if (cached) return checkShape(snapshotSchema, JSON.parse(cached));
     const name = `snapshots/${id}`;
     const snap = openJson(this.keys.encryption, 'snapshot', name, await this.getVerified(name), snapshotSchema);
     if (snap.version !== 1) throw new UnsupportedVersionError(name, snap.version);
@@ -312,7 +313,7 @@ export class Repository {
   /** Every snapshot, oldest first, after syncing the cache. */
   async listSnapshots(): Promise<Array<{ id: string; snapshot: Snapshot }>> {
     await this.syncSnapshots();
-    return this.cache.allSnapshots().map((r) => ({ id: r.id, snapshot: snapshotSchema.parse(JSON.parse(r.json)) }));
+    return this.cache.allSnapshots().map((r) => ({ id: r.id, snapshot: checkShape(snapshotSchema, JSON.parse(r.json)) }));
   }
 
   // ------------------------------------------------------------------ cache sync

@@ -1,8 +1,8 @@
-import type { z } from 'zod';
 import { open as aeadOpen, seal } from './aead.js';
 import { decodePayload, encodePayload } from './compress.js';
 import { IntegrityError } from './errors.js';
 import { objectAd, type ObjectType } from './object-types.js';
+import { checkShape, ShapeError, type Check } from '../util/json-shape.js';
 
 /** seal(K_enc, payload(data), AD = "lifeboat/v1/<type>") — format §3, §4. */
 export function sealObject(key: Uint8Array, type: ObjectType, data: Buffer): Buffer {
@@ -28,14 +28,14 @@ export function sealJson(key: Uint8Array, type: ObjectType, value: unknown): Buf
   return sealObject(key, type, Buffer.from(JSON.stringify(value), 'utf8'));
 }
 
-/** Opens a sealed JSON object and validates it against a schema. */
-export function openJson<S extends z.ZodType>(
+/** Opens a sealed JSON object and checks its shape. */
+export function openJson<T>(
   key: Uint8Array,
   type: ObjectType,
   name: string,
   sealed: Buffer,
-  schema: S,
-): z.infer<S> {
+  schema: Check<T>,
+): T {
   const data = openObject(key, type, name, sealed);
   let json: unknown;
   try {
@@ -43,10 +43,10 @@ export function openJson<S extends z.ZodType>(
   } catch {
     throw new IntegrityError(name, 'not valid JSON');
   }
-  const r = schema.safeParse(json);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new IntegrityError(name, `malformed ${type} (${issue?.path.join('.') || 'root'}: ${issue?.message ?? '?'})`);
+  try {
+    return checkShape(schema, json);
+  } catch (e) {
+    if (!(e instanceof ShapeError)) throw e;
+    throw new IntegrityError(name, `malformed ${type} (${e.at || 'root'}: ${e.message})`);
   }
-  return r.data;
 }
