@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { warnIfShared } from '../config/secrets.js';
 import { UsageError } from './exit-codes.js';
 
 /** Strips one trailing newline, as editors and `echo` add it. */
@@ -6,10 +7,19 @@ function stripNewline(s: string): string {
   return s.replace(/\r?\n$/, '');
 }
 
+/** Reads a password file; one that others can read is used, with a warning line (warnIfShared). */
 export function readPasswordFile(file: string): string {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    const fd = fs.openSync(file, 'r');
+    try {
+      const st = fs.fstatSync(fd);
+      // pipes, /dev/stdin and process substitution have no meaningful mode
+      if (st.isFile()) warnIfShared(file, st.mode);
+      text = fs.readFileSync(fd, 'utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
   } catch (e) {
     throw new UsageError(`cannot read password file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }

@@ -24,9 +24,25 @@ export function recordSecretOrigin(holder: object, origin: SecretOrigin): void {
   origins.set(holder, origin);
 }
 
+const warned = new Set<string>();
+
+/**
+ * Secret files that others can read get one warning line on stderr (once per file and process), as
+ * ssh warns about a private key: `warning: password file F is readable by its group (mode 0640):
+ * chmod 600 F`. The config refuses a world-readable file before this (readSecretFile); a file given
+ * with --password-file or LIFEBOAT_PASSWORD_FILE is used with the warning (the caller chose it).
+ */
+export function warnIfShared(file: string, mode: number, write: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): void {
+  if (!(mode & 0o044) || warned.has(file)) return;
+  warned.add(file);
+  const text = (mode & 0o777).toString(8).padStart(4, '0');
+  write(`warning: password file ${file} is readable by ${mode & 0o004 ? 'other users' : 'its group'} (mode ${text}): chmod 600 ${file}`);
+}
+
 /**
  * Reads a password file named by the config. Like ssh with a private key, a file that other users
- * can read is refused: the message names the config file, line and field, and the fix.
+ * can read is refused: the message names the config file, line and field, and the fix; one that its
+ * group can read is used with a warning (warnIfShared).
  */
 export function readSecretFile(holder: object, file: string, label: string): string {
   const o = origins.get(holder);
@@ -41,6 +57,7 @@ export function readSecretFile(holder: object, file: string, label: string): str
         const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
         throw new ConfigError(`${where}: ${file} is readable by other users (mode ${mode}); refusing to use it: chmod 600 ${file}`);
       }
+      warnIfShared(file, st.mode);
       text = fs.readFileSync(fd, 'utf8');
     } finally {
       fs.closeSync(fd);

@@ -15,9 +15,9 @@ describe('lifeboat CLI on a local repository', () => {
 
   beforeAll(async () => {
     dir = await makeTempDir();
-    fs.writeFileSync(path.join(dir, 'pw1'), 'first password\n');
-    fs.writeFileSync(path.join(dir, 'pw2'), 'second password\n');
-    fs.writeFileSync(path.join(dir, 'pw3'), 'third password\n');
+    fs.writeFileSync(path.join(dir, 'pw1'), 'first password\n', { mode: 0o600 });
+    fs.writeFileSync(path.join(dir, 'pw2'), 'second password\n', { mode: 0o600 });
+    fs.writeFileSync(path.join(dir, 'pw3'), 'third password\n', { mode: 0o600 });
     env = { LIFEBOAT_REPOSITORY: path.join(dir, 'repo'), LIFEBOAT_PASSWORD_FILE: path.join(dir, 'pw1'), LIFEBOAT_CACHE_DIR: path.join(dir, 'cache') };
   });
 

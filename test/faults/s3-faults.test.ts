@@ -35,7 +35,7 @@ async function setup(): Promise<{ dir: string; src: string; direct: Record<strin
   buckets.push(bucket);
   const proxy = await startFaultProxy(s3Endpoint(), SEED, 0, 20_000);
   proxies.push(proxy);
-  fs.writeFileSync(path.join(dir, 'pw'), 'secret\n');
+  fs.writeFileSync(path.join(dir, 'pw'), 'secret\n', { mode: 0o600 });
   const common = { LIFEBOAT_PASSWORD_FILE: path.join(dir, 'pw'), LIFEBOAT_CACHE_DIR: path.join(dir, 'cache'), LIFEBOAT_S3_TIMEOUT: '3s' };
   const direct = { ...common, LIFEBOAT_REPOSITORY: `s3:${s3Endpoint()}/${bucket}` };
   const faulty = { ...common, LIFEBOAT_REPOSITORY: `s3:${proxy.url}/${bucket}` };

@@ -49,7 +49,7 @@ describe('TLS to the S3 endpoint', () => {
     const { url, cert } = await tlsProxy(dir);
     const bucket = randomBucketName();
     buckets.push(bucket);
-    fs.writeFileSync(path.join(dir, 'pw'), 'secret\n');
+    fs.writeFileSync(path.join(dir, 'pw'), 'secret\n', { mode: 0o600 });
     const env = { LIFEBOAT_REPOSITORY: `s3:${url}/${bucket}`, LIFEBOAT_PASSWORD_FILE: path.join(dir, 'pw'), LIFEBOAT_CACHE_DIR: path.join(dir, 'cache'), LIFEBOAT_S3_TIMEOUT: '10s' };
 
     const refused = await runCli(['init', ...FAST_KDF], env);

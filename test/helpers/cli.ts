@@ -41,7 +41,7 @@ export const FAST_KDF = ['--kdf-memory', '8', '--kdf-iterations', '1'];
 export async function initCliRepo(kind: 'local' | 's3', dir: string, buckets: string[]): Promise<Record<string, string>> {
   const repo = kind === 'local' ? path.join(dir, 'repo') : `s3:${s3Endpoint()}/${randomBucketName()}`;
   if (kind === 's3') buckets.push(repo.split('/').at(-1)!);
-  fs.writeFileSync(path.join(dir, 'pw'), 'secret\n');
+  fs.writeFileSync(path.join(dir, 'pw'), 'secret\n', { mode: 0o600 });
   const env = { LIFEBOAT_REPOSITORY: repo, LIFEBOAT_PASSWORD_FILE: path.join(dir, 'pw'), LIFEBOAT_CACHE_DIR: path.join(dir, 'cache') };
   const init = await runCli(['init', ...FAST_KDF], env);
   expect(init.stderr).toBe('');
