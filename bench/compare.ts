@@ -3,6 +3,7 @@
  *
  *   npm run bench -- [--scale S] [--tools lifeboat,restic,borg] [--backends local,s3] [--data DIR]
  *                    [--work DIR] [--keep] [--no-install] [--single REL] [--s3-dir DIR] [--s3-endpoint URL]
+ *                    [--s3-log FILE]
  *
  * --scale 0.25 (default, the quick run) ≈ 0.53 GB; --scale 1 ≈ 2.1 GB (see bench/dataset.ts).
  * Backends (default both):
@@ -14,6 +15,8 @@
  *          records request-body bytes uploaded and response-body bytes downloaded per step.
  *          Buckets are deleted at the end unless --keep. --s3-endpoint URL uses another server
  *          (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_REGION).
+ *          --s3-log FILE writes one tab-separated line per S3 request (step, tool, method, path,
+ *          status, bytes up, bytes down, ms).
  * Each tool with its defaults:
  *   lifeboat: `init` with the user defaults (Argon2id 64 MiB, iterations calibrated to ≈ 0.5 s; every
  *             command pays that key derivation once), then `backup`, `restore latest`.
@@ -61,6 +64,7 @@ interface Args {
   single: string;
   s3Dir: string;
   s3Endpoint: string;
+  s3Log: string;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -75,6 +79,7 @@ function parseArgs(argv: string[]): Args {
     single: 'medium/m001-log.log',
     s3Dir: path.join(os.tmpdir(), 'lifeboat-bench-s3'),
     s3Endpoint: '',
+    s3Log: '',
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
@@ -88,6 +93,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--backends') a.backends = v().split(',').filter(Boolean) as Backend[];
     else if (k === '--s3-dir') a.s3Dir = path.resolve(v());
     else if (k === '--s3-endpoint') a.s3Endpoint = v();
+    else if (k === '--s3-log') a.s3Log = path.resolve(v());
     else if (k === '--data') a.data = path.resolve(v());
     else if (k === '--work') a.work = path.resolve(v());
     else if (k === '--keep') a.keep = true;
@@ -391,6 +397,8 @@ async function main(): Promise<void> {
       runners.push(new Runner(t, 's3', args.work, args.data, cli, { url: proxy.url, certFile: tls.certFile, bucket, env: s3.env }));
     }
   }
+  const s3Log = args.s3Log && proxy ? fs.openSync(args.s3Log, 'w') : null;
+  if (s3Log !== null) fs.writeSync(s3Log, 'step\ttool\tmethod\tpath\tstatus\tup\tdown\tms\n');
   const results: Results = {};
   for (const r of runners) (results[r.backend] ??= {})[r.tool] = {};
 
@@ -404,6 +412,10 @@ async function main(): Promise<void> {
     for (const r of runners) {
       dropCaches();
       const before = r.backend === 's3' ? { traffic: proxy!.snapshot(), server: cpuOf(s3!.pids), self: process.cpuUsage() } : null;
+      if (proxy && s3Log !== null && r.backend === 's3') {
+        proxy.onRequest = (q) =>
+          fs.writeSync(s3Log!, `${name}\t${r.tool}\t${q.method}\t${q.url}\t${q.status}\t${q.upBytes}\t${q.downBytes}\t${q.ms.toFixed(1)}\n`);
+      }
       const m = await fn(r);
       const res: StepResult = { ...m, load1: os.loadavg()[0]! };
       if (before) {
@@ -468,6 +480,7 @@ async function main(): Promise<void> {
     });
   } finally {
     await proxy?.close();
+    if (s3Log !== null) fs.closeSync(s3Log);
     if (!args.keep) {
       fs.rmSync(args.work, { recursive: true, force: true });
       if (s3) {
@@ -507,6 +520,8 @@ async function main(): Promise<void> {
     layout: layout(args.scale),
     dataset: { day1, day2, mutation, single: args.single },
     git,
+    /** when dist/cli/main.js was built: uncommitted changes (git.dirty) are in it only if built after they were made */
+    cliBuilt: fs.existsSync(cli) ? fs.statSync(cli).mtime.toISOString() : null,
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memBytes: os.totalmem(), node: process.version, loadavgStart: loadStart, loadavg: loadEnd },
     dropCaches: dropWorks,
     versions: Object.fromEntries(args.tools.map((t) => [t, toolVersion(t, cli)])),

@@ -32,8 +32,20 @@ export interface Traffic {
   byMethod: Record<string, MethodTraffic>;
 }
 
+export interface RequestRecord {
+  method: string;
+  /** path and query as sent */
+  url: string;
+  status: number;
+  upBytes: number;
+  downBytes: number;
+  ms: number;
+}
+
 export interface CountingProxy {
   url: string;
+  /** Called once per finished request, e.g. to write a request log. */
+  onRequest: ((r: RequestRecord) => void) | null;
   /** A copy of the counters since start. */
   snapshot(): Traffic;
   close(): Promise<void>;
@@ -64,19 +76,28 @@ export async function startCountingProxy(upstream: string, tls?: { key: Buffer; 
   const total = emptyTraffic();
   const per = (method: string): MethodTraffic => (total.byMethod[method] ??= { requests: 0, upBytes: 0, downBytes: 0, errors: 0 });
 
+  let onRequest: ((r: RequestRecord) => void) | null = null;
   const handler: http.RequestListener = (req, res) => {
     const method = req.method ?? 'GET';
     const m = per(method);
     m.requests++;
     total.requests++;
+    const rec: RequestRecord = { method, url: req.url ?? '', status: 0, upBytes: 0, downBytes: 0, ms: 0 };
+    const t0 = process.hrtime.bigint();
+    res.on('close', () => {
+      rec.ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      onRequest?.(rec);
+    });
     req.on('data', (d: Buffer) => {
       m.upBytes += d.length;
       total.upBytes += d.length;
+      rec.upBytes += d.length;
     });
     const up = http.request(
       { host: target.hostname, port: target.port, method, path: req.url, headers: req.headers, agent },
       (ures) => {
         const status = ures.statusCode ?? 502;
+        rec.status = status;
         if (status >= 400) {
           m.errors++;
           total.errors++;
@@ -85,6 +106,7 @@ export async function startCountingProxy(upstream: string, tls?: { key: Buffer; 
         ures.on('data', (d: Buffer) => {
           m.downBytes += d.length;
           total.downBytes += d.length;
+          rec.downBytes += d.length;
         });
         ures.pipe(res);
         ures.on('error', () => res.destroy());
@@ -105,6 +127,12 @@ export async function startCountingProxy(upstream: string, tls?: { key: Buffer; 
   const { port } = server.address() as AddressInfo;
   return {
     url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    get onRequest() {
+      return onRequest;
+    },
+    set onRequest(f: ((r: RequestRecord) => void) | null) {
+      onRequest = f;
+    },
     snapshot: () => structuredClone(total),
     close: () =>
       new Promise<void>((resolve) => {
