@@ -1,6 +1,6 @@
 /**
- * A throwaway Debian root for installing the .deb for real: debootstrap --variant=minbase from
- * deb.debian.org once, kept as a tarball (keyed by suite, variant and architecture), extracted
+ * A throwaway Debian root for installing the .deb for real: debootstrap --variant=minbase (plus
+ * systemd and procps, as on a VM; systemd is installed, not running) from deb.debian.org once, kept as a tarball (keyed by suite, variant and architecture), extracted
  * fresh for each run; /proc mounted inside; commands run with chroot(8).
  */
 import { spawnSync } from 'node:child_process';
@@ -10,6 +10,8 @@ import path from 'node:path';
 export const SUITE = 'bookworm';
 export const VARIANT = 'minbase';
 export const MIRROR = 'http://deb.debian.org/debian';
+/** As on a VM: systemd (for systemd-analyze verify on its own units) and procps (/bin/kill, in the unit). */
+export const INCLUDE = ['systemd', 'procps'];
 const CACHE_DIR = process.env.LIFEBOAT_TEST_ROOTFS_CACHE ?? '/var/cache/lifeboat-test';
 
 export interface Result {
@@ -43,13 +45,13 @@ export function ensureTool(cmd: string, pkg: string): void {
 
 /** The cached debootstrap tarball, made when missing (a few minutes, from deb.debian.org). */
 export function baseTarball(): string {
-  const tar = path.join(CACHE_DIR, `debootstrap-${SUITE}-${VARIANT}-amd64.tar`);
+  const tar = path.join(CACHE_DIR, `debootstrap-${SUITE}-${VARIANT}+${INCLUDE.join(',')}-amd64.tar`);
   if (fs.existsSync(tar)) return tar;
   ensureTool('debootstrap', 'debootstrap');
   fs.mkdirSync(CACHE_DIR, { recursive: true });
   const dir = fs.mkdtempSync('/var/tmp/lifeboat-debootstrap-');
   try {
-    shOk('debootstrap', [`--variant=${VARIANT}`, '--arch=amd64', SUITE, dir, MIRROR]);
+    shOk('debootstrap', [`--variant=${VARIANT}`, `--include=${INCLUDE.join(',')}`, '--arch=amd64', SUITE, dir, MIRROR]);
     shOk('tar', ['--numeric-owner', '--xattrs', '-C', dir, '-cf', `${tar}.tmp`, '.']);
     fs.renameSync(`${tar}.tmp`, tar);
   } finally {
