@@ -3,7 +3,11 @@
  *
  *   npm run bench -- [--scale S] [--tools lifeboat,restic,borg] [--backends local,s3] [--data DIR]
  *                    [--work DIR] [--keep] [--no-install] [--single REL] [--s3-dir DIR] [--s3-endpoint URL]
- *                    [--s3-log FILE]
+ *                    [--s3-log FILE] [--cli PATH]
+ *
+ * --cli: the lifeboat CLI to measure (default: this checkout's dist/cli/main.js, which has whatever
+ * uncommitted changes were in src/ when it was last built); `bench/build-cli.sh [REV]` builds a
+ * commit into a directory of its own and prints the path to pass here.
  *
  * --scale 0.25 (default, the quick run) ≈ 0.53 GB; --scale 1 ≈ 2.1 GB (see bench/dataset.ts).
  * Backends (default both):
@@ -65,6 +69,7 @@ interface Args {
   s3Dir: string;
   s3Endpoint: string;
   s3Log: string;
+  cli: string;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -80,6 +85,7 @@ function parseArgs(argv: string[]): Args {
     s3Dir: path.join(os.tmpdir(), 'lifeboat-bench-s3'),
     s3Endpoint: '',
     s3Log: '',
+    cli: '',
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
@@ -94,6 +100,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--s3-dir') a.s3Dir = path.resolve(v());
     else if (k === '--s3-endpoint') a.s3Endpoint = v();
     else if (k === '--s3-log') a.s3Log = path.resolve(v());
+    else if (k === '--cli') a.cli = path.resolve(v());
     else if (k === '--data') a.data = path.resolve(v());
     else if (k === '--work') a.work = path.resolve(v());
     else if (k === '--keep') a.keep = true;
@@ -293,16 +300,21 @@ interface StepResult extends Measure {
 
 type Results = Record<string, Record<string, Partial<Record<StepName, StepResult>>>>;
 
-function gitInfo(root: string): { commit: string; dirty: string[] } {
+function gitInfo(root: string): { commit: string; dirty: string[]; source: string } {
+  // a tree exported by bench/build-cli.sh: exactly that commit
+  const exported = path.join(root, 'COMMIT');
+  if (fs.existsSync(exported) && !fs.existsSync(path.join(root, '.git'))) {
+    return { commit: fs.readFileSync(exported, 'utf8').trim(), dirty: [], source: `bench/build-cli.sh export ${root}` };
+  }
   try {
     const commit = execFileSync('git', ['-C', root, 'rev-parse', 'HEAD'], { encoding: 'utf8' }).trim();
     // lifeboat's own code only (the benchmark's files do not change what is measured)
     const dirty = execFileSync('git', ['-C', root, 'status', '--porcelain', '--', 'src', 'native', 'package.json', 'package-lock.json'], { encoding: 'utf8' })
       .split('\n')
       .filter(Boolean);
-    return { commit, dirty };
+    return { commit, dirty, source: `checkout ${root}` };
   } catch {
-    return { commit: 'unknown', dirty: [] };
+    return { commit: 'unknown', dirty: [], source: root };
   }
 }
 
@@ -360,10 +372,12 @@ async function main(): Promise<void> {
   const here = path.dirname(fileURLToPath(import.meta.url));
   let root = here;
   while (!fs.existsSync(path.join(root, 'package.json'))) root = path.dirname(root);
-  const cli = path.join(root, 'dist', 'cli', 'main.js');
+  const cli = args.cli || path.join(root, 'dist', 'cli', 'main.js');
   if (args.tools.includes('lifeboat') && !fs.existsSync(cli)) throw new Error(`${cli} missing: npm run build first`);
   ensureInstalled(args.tools, args.install);
-  const git = gitInfo(root);
+  let cliRoot = path.dirname(cli);
+  while (cliRoot !== path.dirname(cliRoot) && !fs.existsSync(path.join(cliRoot, 'package.json'))) cliRoot = path.dirname(cliRoot);
+  const git = gitInfo(cliRoot);
   const loadStart = os.loadavg();
 
   const log = (s: string) => process.stderr.write(s);
