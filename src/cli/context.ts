@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import type { Command } from 'commander';
 import { openStorage } from '../storage/open.js';
 import type { Storage } from '../storage/types.js';
+import type { ObjectLockSetting } from '../storage/s3.js';
 import { Repository } from '../repo/repository.js';
 import type { KdfParams } from '../repo/kdf.js';
 import type { RepoLock } from '../repo/lock.js';
@@ -10,7 +11,9 @@ import { Output } from './output.js';
 import { UsageError } from './exit-codes.js';
 import { resolvePassword } from './password.js';
 import { readSecretFile } from '../config/secrets.js';
-import { loadConfigFor, type LoadedConfig } from '../config/load.js';
+import type { LoadedConfig } from '../config/load.js';
+import { configFileFor } from '../config/locate.js';
+import { configModule } from './config-module.js';
 import { parseDuration } from '../util/duration.js';
 import { releaseOnSignal } from './stop-signal.js';
 
@@ -45,7 +48,7 @@ export class CliContext {
 
   static from(cmd: Command): CliContext {
     const globals = { ...cmd.optsWithGlobals<GlobalOptions>() };
-    const config = loadConfigFor(globals.config);
+    const config = configFileFor(globals.config) === null ? null : configModule().loadConfigFor(globals.config);
     // flags > environment > config file
     if (globals.cacheDir === undefined && !process.env.LIFEBOAT_CACHE_DIR && config?.config.cache_dir) {
       globals.cacheDir = config.config.cache_dir;
@@ -63,7 +66,7 @@ export class CliContext {
     return openStorage(this.repositoryLocation(), {
       onRetry: (err, attempt, delayMs) =>
         this.out.debug(`retrying after ${err.message} (attempt ${attempt}, waiting ${Math.round(delayMs)} ms)`),
-      s3: { ...s3OptionsFromEnv(), ...this.tlsOptions() },
+      s3: { ...s3OptionsFromEnv(), ...this.tlsOptions(), ...this.objectLock() },
     });
   }
 
@@ -136,6 +139,20 @@ export class CliContext {
       out.insecureTls = true;
     }
     return out;
+  }
+
+  /** S3 Object Lock retention: LIFEBOAT_OBJECT_LOCK_DAYS (and _MODE), else `object_lock:` in the config. */
+  private objectLock(): { objectLock?: ObjectLockSetting } {
+    const days = process.env.LIFEBOAT_OBJECT_LOCK_DAYS;
+    const mode = process.env.LIFEBOAT_OBJECT_LOCK_MODE;
+    if (days !== undefined && days !== '') {
+      if (!/^[1-9]\d{0,4}$/.test(days)) throw new UsageError(`LIFEBOAT_OBJECT_LOCK_DAYS: expected a whole number of days from 1 to 36500, not "${days}"`);
+      const m = (mode ?? 'governance').toLowerCase();
+      if (m !== 'governance' && m !== 'compliance') throw new UsageError(`LIFEBOAT_OBJECT_LOCK_MODE: expected governance or compliance, not "${mode}"`);
+      return { objectLock: { mode: m === 'governance' ? 'GOVERNANCE' : 'COMPLIANCE', days: Number(days) } };
+    }
+    const c = this.config?.config.object_lock;
+    return c ? { objectLock: { mode: c.mode === 'governance' ? 'GOVERNANCE' : 'COMPLIANCE', days: c.days } } : {};
   }
 
   /** --append-only, LIFEBOAT_APPEND_ONLY=1 or `append_only: true` in the config: nothing but locks is deleted. */

@@ -19,6 +19,11 @@ export const configSchema = z
     cache_dir: z.string().min(1).optional(),
     /** Never delete anything but locks (forget, prune, repair refuse); --append-only and LIFEBOAT_APPEND_ONLY=1 too. */
     append_only: z.boolean().optional(),
+    /** S3 Object Lock retention on every object written but locks; LIFEBOAT_OBJECT_LOCK_DAYS / _MODE win. */
+    object_lock: z
+      .object({ mode: z.enum(['governance', 'compliance']).default('governance'), days: z.number().int().min(1).max(36_500) })
+      .strict()
+      .optional(),
     databases: databasesSectionSchema.default({}),
     cloud: cloudSectionSchema.optional(),
     instance_snapshots: instanceSnapshotsSchema.optional(),

@@ -26,7 +26,10 @@ export interface OpenStorageOptions {
 export async function openStorage(location: string, opts: OpenStorageOptions = {}): Promise<Storage> {
   const loc = parseLocation(location);
   const retry: RetryOptions = { ...opts.retry, ...(opts.onRetry ? { onRetry: opts.onRetry } : {}) };
-  if (loc.kind === 'local') return new RetryStorage(new LocalStorage(loc.path), retry);
+  if (loc.kind === 'local') {
+    if (opts.s3?.objectLock) throw new StorageError('unsupported', `${location}: object_lock applies to S3 repositories only`, false);
+    return new RetryStorage(new LocalStorage(loc.path), retry);
+  }
 
   // the AWS SDK takes a while to load: only when an S3 location is used
   const { S3Storage } = await import('./s3.js');
@@ -37,6 +40,16 @@ export async function openStorage(location: string, opts: OpenStorageOptions = {
     prefix: loc.prefix,
     ...(opts.region !== undefined ? { region: opts.region } : {}),
   });
+  try {
+    // a bucket without Object Lock when retention is asked for: refused before anything is written
+    // (a missing bucket is probed by create(), at init)
+    await withRetry(() => s3.probeObjectLock(), retry);
+  } catch (e) {
+    if (!(e instanceof StorageError && e.code === 'no-bucket')) {
+      await s3.close();
+      throw e;
+    }
+  }
   try {
     await withRetry(() => s3.probeConditionalPut(), retry);
   } catch (e) {

@@ -13,6 +13,7 @@ import {
   CreateBucketCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  GetObjectLockConfigurationCommand,
   HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -49,6 +50,13 @@ export interface S3StorageOptions {
   caCerts?: Buffer;
   /** Skip TLS certificate verification (explicit opt-in only). */
   insecureTls?: boolean;
+  /** S3 Object Lock retention set on every object written except locks (the bucket must have Object Lock). */
+  objectLock?: ObjectLockSetting;
+}
+
+export interface ObjectLockSetting {
+  mode: 'GOVERNANCE' | 'COMPLIANCE';
+  days: number;
 }
 
 export class S3Storage implements Storage {
@@ -64,6 +72,7 @@ export class S3Storage implements Storage {
   private readonly pageSize: number;
   private conditional: boolean | undefined; // undefined until probed
   private bucketSeen = false;
+  readonly objectLock: ObjectLockSetting | undefined;
 
   constructor(opts: S3StorageOptions) {
     this.endpoint = opts.endpoint.replace(/\/+$/, '');
@@ -75,6 +84,7 @@ export class S3Storage implements Storage {
     this.threshold = opts.multipartThreshold ?? 64 * MiB;
     this.partSize = opts.partSize ?? 16 * MiB;
     this.pageSize = opts.pageSize ?? 1000;
+    this.objectLock = opts.objectLock;
     const requestTimeout = opts.requestTimeoutMs ?? 120_000;
     const agent = { keepAlive: true, maxSockets: opts.maxSockets ?? 16 };
     // TLS verification is on unless explicitly turned off; a private CA is added to the usual ones
@@ -142,6 +152,41 @@ export class S3Storage implements Storage {
     return supported;
   }
 
+  /**
+   * The Object Lock retention of a new object: with `objectLock`, every object but a lock (locks
+   * must stay deletable) is kept `days` from now in `mode`. S3 requires a checksum with it:
+   * PutObject always sends Content-MD5.
+   */
+  private retention(name: string): { ObjectLockMode?: 'GOVERNANCE' | 'COMPLIANCE'; ObjectLockRetainUntilDate?: Date } {
+    if (!this.objectLock || name.startsWith('locks/')) return {};
+    return { ObjectLockMode: this.objectLock.mode, ObjectLockRetainUntilDate: new Date(Date.now() + this.objectLock.days * 86_400_000) };
+  }
+
+  /**
+   * With `objectLock`: checks that the bucket has Object Lock enabled (GetObjectLockConfiguration),
+   * else throws one line saying so. A store that does not implement Object Lock is refused the same
+   * way: writing objects it would not protect would give a false sense of safety.
+   */
+  async probeObjectLock(): Promise<void> {
+    if (!this.objectLock) return;
+    let enabled: string | undefined;
+    try {
+      const res = await this.client.send(new GetObjectLockConfigurationCommand({ Bucket: this.bucket }));
+      enabled = res.ObjectLockConfiguration?.ObjectLockEnabled;
+    } catch (e) {
+      const info = s3ErrorInfo(e);
+      const err = this.mapped(e, 'get object lock configuration', '');
+      if (err.retryable || err.code === 'no-bucket' || err.code === 'access-denied') throw err;
+      const tag = [info.code, info.status !== undefined ? `HTTP ${info.status}` : undefined].filter(Boolean).join(', ');
+      throw new StorageError('unsupported', `${this.objectLockRefusal()} (${tag || 'no Object Lock configuration'})`, false, { cause: e });
+    }
+    if (enabled !== 'Enabled') throw new StorageError('unsupported', `${this.objectLockRefusal()} (ObjectLockEnabled: ${enabled ?? 'absent'})`, false);
+  }
+
+  private objectLockRefusal(): string {
+    return `S3 ${this.endpoint}/${this.bucket}: object_lock is set but this bucket has no S3 Object Lock (or the store does not implement it): use a bucket created with Object Lock enabled, or remove object_lock`;
+  }
+
   async get(name: string, range?: ByteRange): Promise<Buffer> {
     if (range !== undefined && !isValidRange(range)) {
       throw new StorageError('invalid', `${this.location}: invalid range ${JSON.stringify(range)} for ${name}`, false);
@@ -193,9 +238,11 @@ export class S3Storage implements Storage {
         if (opts.ifNoneMatch) {
           throw new StorageError('unsupported', `${this.location}: conditional put of ${name} above the multipart threshold`, false);
         }
+        const retention = this.retention(name);
         const upload = new Upload({
           client: this.client,
-          params: { Bucket: this.bucket, Key, Body: data },
+          // parts of an object under retention need a checksum (CRC32 here; PutObject sends Content-MD5)
+          params: { Bucket: this.bucket, Key, Body: data, ...retention, ...(retention.ObjectLockMode ? { ChecksumAlgorithm: 'CRC32' as const } : {}) },
           partSize: Math.max(5 * MiB, this.partSize),
           queueSize: 4,
           leavePartsOnError: false,
@@ -211,6 +258,7 @@ export class S3Storage implements Storage {
             // the server checks the bytes it stored against this
             ContentMD5: createHash('md5').update(data).digest('base64'),
             ...(opts.ifNoneMatch ? { IfNoneMatch: '*' } : {}),
+            ...this.retention(name),
           }),
         );
       }
@@ -289,6 +337,7 @@ export class S3Storage implements Storage {
         await this.client.send(
           new CreateBucketCommand({
             Bucket: this.bucket,
+            ...(this.objectLock ? { ObjectLockEnabledForBucket: true } : {}),
             ...(this.region === 'us-east-1' ? {} : { CreateBucketConfiguration: { LocationConstraint: this.region as BucketLocationConstraint } }),
           }),
         );
@@ -297,6 +346,7 @@ export class S3Storage implements Storage {
       }
     }
     this.bucketSeen = true;
+    await this.probeObjectLock();
     await this.probeConditionalPut();
   }
 

@@ -37,6 +37,8 @@ export interface FaultProxy {
   readonly log: ProxiedRequest[];
   /** When set, decides each request's fault instead of the seeded schedule (null: forward it). */
   decide: ((req: http.IncomingMessage) => Fault | null) | undefined;
+  /** When set and it returns an answer, that answer is sent instead of the server's (a store feature the server lacks). */
+  answer: ((req: http.IncomingMessage) => { status: number; headers?: Record<string, string>; body: string } | null) | undefined;
   /** The Retry-After value sent with a SlowDown (default "1"). */
   retryAfter: (req: http.IncomingMessage) => string;
   /** Probability in [0, 1] that a request gets a fault. */
@@ -98,6 +100,7 @@ export async function startFaultProxy(upstream: string, seed: number, rate = 0.0
     decide: undefined,
     retryAfter: () => '1',
   };
+  let answer: FaultProxy['answer'];
 
   const server = http.createServer((req, res) => {
     requests++;
@@ -112,6 +115,12 @@ export async function startFaultProxy(upstream: string, seed: number, rate = 0.0
     res.on('finish', () => (entry.answered = Date.now()));
     void (async () => {
       const body = await readBody(req);
+      const fake = answer?.(req);
+      if (fake) {
+        res.writeHead(fake.status, { 'content-length': String(Buffer.byteLength(fake.body)), ...fake.headers });
+        res.end(fake.body);
+        return;
+      }
       if (fault) injected[fault]++;
       switch (fault) {
         case 'error500': {
@@ -186,6 +195,12 @@ export async function startFaultProxy(upstream: string, seed: number, rate = 0.0
     },
     set decide(d: ((req: http.IncomingMessage) => Fault | null) | undefined) {
       state.decide = d;
+    },
+    get answer() {
+      return answer;
+    },
+    set answer(a: FaultProxy['answer']) {
+      answer = a;
     },
     get retryAfter() {
       return state.retryAfter;
