@@ -10,7 +10,7 @@ import type { LoadedConfig } from '../config/load.js';
 import type { Repository } from '../repo/repository.js';
 import { jobTable } from './jobs.js';
 import { socketPath, stateDir } from './paths.js';
-import { agentRequest } from './service.js';
+import { agentRequest } from './control-client.js';
 import { hookStatus, HOOK_KINDS } from '../hooks/install.js';
 import { openProvider } from '../cloud/open.js';
 

@@ -2,6 +2,9 @@
 // first, before the rest of the CLI is loaded: the key derivation runs meanwhile (early-kdf.ts)
 import { startEarlyKdf } from './early-kdf.js';
 startEarlyKdf(process.argv.slice(2));
+const { mayUseConfig, preloadConfigModule } = await import('./config-module.js');
+// the YAML parser and the config schema only when a config file may apply
+const configLoad = mayUseConfig(process.argv.slice(2)) ? preloadConfigModule() : null;
 const { CommanderError } = await import('commander');
 const { buildProgram } = await import('./program.js');
 const { EXIT, exitCodeFor, oneLine } = await import('./exit-codes.js');
@@ -16,6 +19,7 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
 });
 
 async function main(argv: string[]): Promise<number> {
+  await configLoad;
   const program = buildProgram();
   program.exitOverride();
   try {

@@ -11,21 +11,13 @@ import { configSchema, type LifeboatConfig } from './schema.js';
 import { ConfigError, didYouMean } from './errors.js';
 import { recordSecretOrigin } from './secrets.js';
 
-export const DEFAULT_CONFIG_FILE = '/etc/lifeboat/lifeboat.yaml';
+import { configFileFor } from './locate.js';
+
+export { configFileFor, DEFAULT_CONFIG_FILE } from './locate.js';
 
 export interface LoadedConfig {
   file: string;
   config: LifeboatConfig;
-}
-
-/**
- * Which config file to read: --config, else LIFEBOAT_CONFIG, else /etc/lifeboat/lifeboat.yaml when it
- * exists. An explicitly named file must exist; null when none applies.
- */
-export function configFileFor(flag: string | undefined, env = process.env): string | null {
-  const given = flag ?? env.LIFEBOAT_CONFIG;
-  if (given) return path.resolve(given);
-  return fs.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : null;
 }
 
 export function loadConfigFile(file: string): LoadedConfig {

@@ -1,10 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { configFileFor, loadConfigFile } from '../../config/load.js';
+import { configFileFor } from '../../config/locate.js';
 import { UsageError } from '../exit-codes.js';
 import type { GlobalOptions } from '../context.js';
-import { AgentService } from '../../agent/service.js';
 
 /**
  * `lifeboat agent`: the service (systemd's ExecStart). Runs every configured job on its schedule
@@ -18,6 +17,7 @@ export function registerAgent(program: Command): void {
     .action(async (opts: { logFormat?: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const file = configFileFor(g.config);
+      const [{ loadConfigFile }, { AgentService }] = await Promise.all([import('../../config/load.js'), import('../../agent/service.js')]);
       if (!file) throw new UsageError('the agent needs a config file: --config, LIFEBOAT_CONFIG or /etc/lifeboat/lifeboat.yaml');
       if (opts.logFormat !== undefined && opts.logFormat !== 'text' && opts.logFormat !== 'json') throw new UsageError('--log-format must be text or json');
       // systemd's LoadCredential=password:/etc/lifeboat/password hands the password over here

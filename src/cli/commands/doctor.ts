@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { CliContext, type GlobalOptions } from '../context.js';
 import { UsageError } from '../exit-codes.js';
-import { configFileFor, loadConfigFile, type LoadedConfig } from '../../config/load.js';
+import type { LoadedConfig } from '../../config/load.js';
+import { configFileFor } from '../../config/locate.js';
 import { defaultCacheDir } from '../../repo/cache-dir.js';
-import { runDoctor } from '../../agent/doctor.js';
 
 /** `lifeboat doctor`: is this VM set up to back up and restore? One line per check, with the fix. */
 export function registerDoctor(program: Command): void {
@@ -12,6 +12,7 @@ export function registerDoctor(program: Command): void {
     .description('check the config, secrets, repository, clock, database tools, inotify limits, cache space, cloud, hooks and agent; one line each, with the fix')
     .action(async (_opts: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
+      const [{ loadConfigFile }, { runDoctor }] = await Promise.all([import('../../config/load.js'), import('../../agent/doctor.js')]);
       let config: LoadedConfig | null = null;
       let configError: string | undefined;
       const file = configFileFor(g.config);

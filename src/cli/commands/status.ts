@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { CliContext } from '../context.js';
-import { agentRequest } from '../../agent/service.js';
+import { agentRequest } from '../../agent/control-client.js';
 import { socketPath, stateDir } from '../../agent/paths.js';
 import { StateDb } from '../../agent/state-db.js';
 import { jobTable } from '../../agent/jobs.js';

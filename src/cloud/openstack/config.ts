@@ -6,9 +6,15 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
 import { CloudError, registerSecret } from '../errors.js';
 import type { CloudSection } from '../../config/cloud.js';
+
+/** The YAML parser, loaded (synchronously, its CommonJS build) only when a clouds.yaml is read. */
+function parseYaml(text: string): unknown {
+  const yaml = createRequire(import.meta.url)('yaml') as typeof import('yaml');
+  return yaml.parse(text);
+}
 
 export type AuthSpec =
   | {
