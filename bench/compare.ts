@@ -390,6 +390,25 @@ async function main(): Promise<void> {
 
   fs.rmSync(args.work, { recursive: true, force: true });
   fs.mkdirSync(args.work, { recursive: true });
+  // Room for: the local repositories (≈ 0.45 × the data each, borg's 0.55), the buckets (Swift
+  // stores them in --s3-dir, ≈ 0.45 each) and one full restore at a time (1 ×), plus 10 %.
+  {
+    const nLocal = args.backends.includes('local') ? args.tools.length : 0;
+    const nS3 = args.backends.includes('s3') ? args.tools.filter((t) => S3_TOOLS.includes(t)).length : 0;
+    const need = day1.bytes * (1 + 0.55 * (nLocal + nS3)) * 1.1;
+    const st = fs.statfsSync(args.work);
+    const free = st.bavail * st.bsize;
+    log(`disk: ${(free / 1e9).toFixed(1)} GB free at ${args.work}, this run needs ≈ ${(need / 1e9).toFixed(1)} GB\n`);
+    if (free < need) throw new Error(`not enough free space at ${args.work}: ${(free / 1e9).toFixed(1)} GB free, ≈ ${(need / 1e9).toFixed(1)} GB needed (use --work elsewhere)`);
+  }
+  // Ctrl-C: the tool being measured (same process group) gets SIGINT and fails, and the cleanup
+  // below (buckets, server, work dir) still runs instead of node exiting at once.
+  let interrupted = false;
+  process.on('SIGINT', () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    log('\ninterrupted: cleaning up (Ctrl-C again to exit at once)\n');
+  });
 
   // ---- S3: the server, the counting proxy, one fresh bucket per tool
   const s3Tools = args.backends.includes('s3') ? args.tools.filter((t) => S3_TOOLS.includes(t)) : [];
@@ -424,6 +443,7 @@ async function main(): Promise<void> {
 
   const step = async (name: StepName, fn: (r: Runner) => Promise<Omit<StepResult, 'load1'>>) => {
     for (const r of runners) {
+      if (interrupted) throw new Error('interrupted');
       dropCaches();
       const before = r.backend === 's3' ? { traffic: proxy!.snapshot(), server: cpuOf(s3!.pids), self: process.cpuUsage() } : null;
       if (proxy && s3Log !== null && r.backend === 's3') {
