@@ -59,6 +59,10 @@ export async function bundleApp(libDir: string): Promise<void> {
     ],
     outdir,
     bundle: true,
+    // what the code imports lazily (the S3 client and the AWS SDK) goes into chunks loaded on first
+    // use; chunks sit in dist/cli/ beside main.js so import.meta.url-relative paths stay the same
+    splitting: true,
+    chunkNames: 'cli/[name]-[hash]',
     platform: 'node',
     format: 'esm',
     target: 'node24',

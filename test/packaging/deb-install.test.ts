@@ -9,6 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deleteBucket, randomBucketName, s3Endpoint } from '../helpers/storage-backends.js';
 import { Chroot, ensureTool, sh, shOk } from './chroot.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -17,6 +18,7 @@ const ENV = { LIFEBOAT_REPOSITORY: '/srv/repo', LIFEBOAT_PASSWORD_FILE: '/etc/li
 
 let deb = '';
 let c: Chroot | null = null;
+let bucket = '';
 
 function chroot(): Chroot {
   if (!c) throw new Error('no chroot (setup failed)');
@@ -71,7 +73,8 @@ describe('the .deb on Debian 12 (debootstrap minbase)', () => {
     console.log(`Debian root ready in ${((Date.now() - t2) / 1000).toFixed(1)} s: ${c.root}`);
   }, 30 * 60_000);
 
-  afterAll(() => {
+  afterAll(async () => {
+    if (bucket) await deleteBucket(s3Endpoint(), bucket);
     c?.destroy();
     if (c) expect(fs.existsSync(c.root), `${c.root} is left behind`).toBe(false);
   });
@@ -138,6 +141,20 @@ describe('the .deb on Debian 12 (debootstrap minbase)', () => {
     r.ok('lifeboat restore latest:/srv/data/etc/app/app.conf --target /one', ENV);
     expect(fs.readFileSync(r.p('/one/app.conf'), 'utf8')).toBe('listen = 8080\n');
   }, 300_000);
+
+  it('backs up to and restores from S3 (the test Swift server; the AWS SDK is a lazily loaded chunk)', () => {
+    const r = chroot();
+    bucket = randomBucketName();
+    const env = {
+      LIFEBOAT_REPOSITORY: `s3:${s3Endpoint()}/${bucket}/repo`, LIFEBOAT_PASSWORD_FILE: '/etc/lifeboat/password',
+      AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID ?? '', AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? '',
+      AWS_REGION: process.env.AWS_REGION ?? 'us-east-1', LIFEBOAT_CACHE_DIR: '/tmp/s3-cache',
+    };
+    r.ok('lifeboat init', env);
+    r.ok('lifeboat backup /srv/data/etc', env);
+    r.ok('lifeboat restore latest --target /from-s3', env);
+    expect(treeDigest(r.p('/from-s3/srv/data/etc'))).toEqual(treeDigest(r.p('/srv/data/etc')));
+  }, 120_000);
 
   it('ships a unit that systemd-analyze verify accepts, a man page and bash completion from the CLI', () => {
     const r = chroot();
