@@ -431,7 +431,8 @@ export class Archiver {
         ? await this.smallFiles.read(await this.sealPool(), p, size, onRead)
         : null;
       if (inWorker) this.summary.dataBlobs += inWorker.newBlobs;
-      const r = inWorker ?? await readFile(p, this.sink(), onRead, size);
+      // both sinks are done with a piece when they ask for the next: one read buffer per file
+      const r = inWorker ?? await readFile(p, this.sink(), onRead, size, true);
       if (!inWorker && size <= WORKER_READ_MAX && r.size > 0) this.smallFiles.saw(r.newBytes === 0);
       if (r.changedWhileReading) this.report(p, 'file changed while being read');
       const node = nodeFromStat(name, 'file', r.stat);
@@ -480,6 +481,7 @@ export class Archiver {
       for await (const piece of source) {
         r.size += piece.length;
         for (const c of chunker.push(piece)) take(c);
+        chunker.detach();
       }
       for (const c of chunker.finish()) take(c);
       return r;

@@ -55,11 +55,22 @@ async function openForBackup(p: Buffer): Promise<fs.promises.FileHandle> {
   return fs.promises.open(p, flags);
 }
 
-async function* readAll(fh: fs.promises.FileHandle, sizeHint: number, onRead?: (n: number) => void): AsyncGenerator<Buffer> {
+/**
+ * With `reuse`, every read goes into the same buffer: only for a consumer that is done with a
+ * piece when it asks for the next (storeStream, whose chunker detaches its tail).
+ */
+async function* readAll(fh: fs.promises.FileHandle, sizeHint: number, onRead?: (n: number) => void, reuse = false): AsyncGenerator<Buffer> {
   let pos = 0;
+  let shared: Buffer | null = null;
   for (;;) {
     const want = Math.min(READ_MAX, Math.max(4096, sizeHint - pos + 1));
-    const buf = Buffer.allocUnsafe(want);
+    let buf: Buffer;
+    if (reuse) {
+      if (shared === null || shared.length < want) shared = Buffer.allocUnsafe(want);
+      buf = shared.subarray(0, want);
+    } else {
+      buf = Buffer.allocUnsafe(want);
+    }
     const { bytesRead } = await fh.read(buf, 0, want, pos);
     if (bytesRead === 0) return;
     pos += bytesRead;
@@ -90,14 +101,14 @@ function readAllSync(fd: number, sizeHint: number): Buffer[] {
  * Reads and stores a file; throws fs errors (ENOENT, EACCES, EIO…) for the caller to report.
  * `sizeHint` (the walk's size) at most SYNC_READ_MAX: read with synchronous calls.
  */
-export async function readFile(p: Buffer, sink: ContentSink, onRead?: (n: number) => void, sizeHint = Infinity): Promise<ReadResult> {
+export async function readFile(p: Buffer, sink: ContentSink, onRead?: (n: number) => void, sizeHint = Infinity, reuse = false): Promise<ReadResult> {
   if (sizeHint <= SYNC_READ_MAX) return readSmallFile(p, sink, onRead);
   for (let attempt = 1; ; attempt++) {
     const fh = await openForBackup(p);
     try {
       const before = await fh.stat({ bigint: true });
       if (!before.isFile()) throw new NotRegularError('not a regular file any more');
-      const r = await sink(readAll(fh, Number(before.size), onRead));
+      const r = await sink(readAll(fh, Number(before.size), onRead, reuse));
       const after = await fh.stat({ bigint: true });
       // fewer bytes than stat said (and no stat change): read again, as for a change
       const changed = !sameStat(before, after) || r.size < Number(before.size);

@@ -141,7 +141,8 @@ const SMALL_PART = 16 * 1024;
  *
  * Chunks that lie inside one pushed buffer are returned as views of it (no copy); only chunks
  * spanning pushes are copied. The chunker therefore keeps and returns views of pushed buffers:
- * don't modify a buffer after pushing it.
+ * don't modify a buffer after pushing it — unless `detach()` was called after the push, which
+ * copies the (unfinished) tail it keeps, so that a reader can fill the same buffer again.
  */
 export class Chunker {
   private readonly gear: Int32Array;
@@ -152,6 +153,8 @@ export class Chunker {
   private readonly maskL: number;
   /** Unemitted bytes of the current chunk from earlier pushes, all already hashed. */
   private parts: Buffer[] = [];
+  /** Pending parts that are the chunker's own copies (not views of a caller's buffer). */
+  private readonly owned = new WeakSet<Buffer>();
   private pendingLen = 0;
   /** Gear hash after the last pending byte (0 while within the first min bytes). */
   private h = 0;
@@ -213,7 +216,27 @@ export class Chunker {
     const parts = this.parts;
     let from = parts.length;
     while (from > 0 && (parts[from - 1] as Buffer).length < SMALL_PART) from--;
-    if (parts.length - from >= 2) parts.push(Buffer.concat(parts.splice(from)));
+    if (parts.length - from >= 2) {
+      const merged = Buffer.concat(parts.splice(from));
+      this.owned.add(merged);
+      parts.push(merged);
+    }
+  }
+
+  /**
+   * Copies the pending bytes that are still views of pushed buffers: afterwards the chunker holds
+   * no reference to any buffer pushed so far (chunks it returned are the caller's business), and
+   * the caller may overwrite them. Each byte is copied at most once.
+   */
+  detach(): void {
+    for (let i = 0; i < this.parts.length; i++) {
+      const p = this.parts[i]!;
+      if (this.owned.has(p)) continue;
+      const copy = Buffer.allocUnsafe(p.length);
+      p.copy(copy);
+      this.owned.add(copy);
+      this.parts[i] = copy;
+    }
   }
 
   /** Ends the stream: returns the last chunk (if any bytes remain) and resets for reuse. */

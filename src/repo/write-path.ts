@@ -186,6 +186,9 @@ export async function storeStream(
       const data = Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
       result.size += data.length;
       for (const chunk of chunker.push(data)) await handle(chunk);
+      // nothing of `data` is kept past this point (sealing copied the chunks), so a source may
+      // read into the same buffer again (file-reader's `reuse`)
+      chunker.detach();
     }
     for (const chunk of chunker.finish()) await handle(chunk);
     while (queue.length > 0) await drainOne();

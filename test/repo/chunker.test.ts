@@ -163,6 +163,36 @@ describe('chunker: FastCDC semantics (scaled-down params)', () => {
     );
   });
 
+  it('detach() after each push: the caller may overwrite its one read buffer, and the chunks stay the same', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 120_000 }),
+        fc.integer(),
+        fc.array(fc.integer({ min: 1, max: 40_000 }), { minLength: 1, maxLength: 8 }),
+        (len, seed, sizes) => {
+          const data = mixed(seed, len);
+          const c = new Chunker(GEAR, SMALL);
+          const shared = Buffer.alloc(40_000);
+          const out: Buffer[] = [];
+          for (let pos = 0, k = 0; pos < len; k++) {
+            const n = Math.min(sizes[k % sizes.length]!, len - pos);
+            const piece = shared.subarray(0, n);
+            data.copy(piece, 0, pos, pos + n);
+            // the caller consumes (copies) the chunks before it reads again, as storeStream does
+            for (const chunk of c.push(piece)) out.push(Buffer.from(chunk));
+            c.detach();
+            shared.fill(0xee); // the next read overwrites the buffer
+            pos += n;
+          }
+          out.push(...c.finish().map((b) => Buffer.from(b)));
+          expect(out.map((b) => b.length)).toEqual(cutsOf(data, GEAR, SMALL));
+          expect(Buffer.concat(out).equals(data)).toBe(true);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
   it('tiny pushes (1..3 bytes, empty pushes too) give the same chunks', () => {
     const data = mixed(7, 90_000);
     const expected = cutsOf(data, GEAR, SMALL);
