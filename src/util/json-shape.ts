@@ -98,9 +98,13 @@ export type ObjectOf<S extends Shape> = Simplify<
   { [K in RequiredKeys<S>]: Infer<S[K]> } & { [K in OptionalKeys<S>]?: Exclude<Infer<S[K]>, undefined> }
 >;
 
-/** Own data property, even for a key like "__proto__" (JSON.parse makes those own keys too). */
-function define(o: object, k: string, v: unknown): void {
-  Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+/**
+ * An own data property, even for the key "__proto__" (JSON.parse makes it an own key too; plain
+ * assignment would set the prototype instead). Other keys are assigned: defineProperty is slow.
+ */
+function define(o: Record<string, unknown>, k: string, v: unknown): void {
+  if (k === '__proto__') Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+  else o[k] = v;
 }
 
 export function object<S extends Shape>(shape: S, opts: { passthrough?: boolean } = {}): Check<ObjectOf<S>> {
