@@ -11,6 +11,10 @@
  * and at the end every completed snapshot restores bit-exact (files) or holds exactly the
  * reference dump (PostgreSQL).
  *
+ * A second case kills only the agent (no service manager to clean up): its backup child goes on
+ * as an orphan while the restarted agent redoes the run; whatever the orphan managed, the
+ * repository checks clean and every snapshot restores.
+ *
  * LIFEBOAT_CRASH_POINTS (default 10) scales the number of kills: ceil(points × 0.4), so 4 in CI and
  * 20 for `npm run test:crash -- --points 50`; LIFEBOAT_CRASH_SEED picks the moments.
  */
@@ -272,4 +276,43 @@ databases:
     // the schedule really cut runs (not every draw lands after the end)
     expect(interrupted).toBeGreaterThanOrEqual(Math.ceil(POINTS / 2));
   }, 600_000);
+
+  it('only the agent killed (no service manager): its orphaned backup ends on its own, the restarted agent redoes the run beside it, the repository stays sound', async () => {
+    const dir = await makeTempDir();
+    const head = await setupRepo(dir);
+    const src = path.join(dir, 'src');
+    const state = path.join(dir, 'state');
+    // incompressible data, enough for several packs
+    fs.mkdirSync(src);
+    for (let i = 0; i < 10; i++) fs.writeFileSync(path.join(src, `f${i}.bin`), randomBytes(16 << 20));
+    const config = path.join(dir, 'lifeboat.yaml');
+    fs.writeFileSync(config, `${head}\nagent: {state_dir: state, nice: 0}\nmetrics: {enabled: false}\nbackups:\n  files:\n    paths: [${src}]\n`);
+    let agent = await up(config);
+    await runNow(config, 'files');
+    const isBackup = (p: number) => /\bbackup\b/.test(cmdline(p));
+    const child = await waitFor('the backup process', () => descendants(agent.pid).find(isBackup), 30_000);
+    // mid-backup: the first pack is written
+    await waitFor('a pack', () => (fs.existsSync(path.join(dir, 'repo', 'data')) && fs.readdirSync(path.join(dir, 'repo', 'data')).length > 0 ? true : undefined), 60_000);
+    process.kill(agent.pid, 'SIGKILL');
+    expect((await agent.exited).signal).toBe('SIGKILL');
+    const orphanAlive = alive(child);
+    agent = await up(config);
+    await waitFor('the redone run', () => (runsOf(state, 'files').some((r) => r.result === 'success') ? true : undefined), 120_000);
+    await waitFor('the orphan gone', () => (!alive(child) ? true : undefined), 120_000);
+    process.kill(agent.pid, 'SIGTERM');
+    expect((await agent.exited).code).toBe(0);
+    const runs = runsOf(state, 'files');
+    expect(runs[0]!.result).toBe('interrupted');
+    expect(runs.at(-1)!.result).toBe('success');
+    const check = await runCli(['--config', config, 'check', '--read-data', '--json']);
+    expect(check.code, check.stdout + check.stderr).toBe(0);
+    expect((JSON.parse(check.stdout) as { errors: unknown[] }).errors).toEqual([]);
+    // every snapshot there is (the redone run's, and the orphan's if it finished) restores bit-exact
+    const ids = await snapshotsTagged(config, 'job:files');
+    expect(ids.length).toBeGreaterThanOrEqual(1);
+    const st = treeState(src);
+    for (const id of ids) await expectRestoresTo({ LIFEBOAT_CONFIG: config }, id, src, st, path.join(dir, 'restore'));
+    expect((await runCli(['--config', config, 'list', 'locks'])).stdout.trim()).toBe('');
+    console.log(`orphan: alive right after the agent's death: ${orphanAlive}; snapshots afterwards: ${ids.length} (the orphan ${ids.length > 1 ? 'completed its snapshot' : 'ended without one'})`);
+  }, 300_000);
 });
