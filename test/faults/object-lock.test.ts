@@ -5,7 +5,8 @@
  *   - through the recording proxy, which answers GetObjectLockConfiguration with "Enabled" (the
  *     feature the server lacks), every object written — config, keys, packs, index files,
  *     snapshots — carries the retention headers and a Content-MD5, and no lock object does
- *     (locks must stay deletable).
+ *     (locks must stay deletable); a multipart upload asks for the retention when it starts and
+ *     sends a CRC32 checksum with every part (Swift accepts those).
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -13,6 +14,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FAST_KDF, runCli, cliOk } from '../helpers/cli.js';
 import { deleteBucket, makeTempDir, randomBucketName, s3Endpoint } from '../helpers/storage-backends.js';
+import { S3Storage } from '../../src/storage/s3.js';
 import { startFaultProxy, type FaultProxy } from './proxy.js';
 
 const buckets: string[] = [];
@@ -21,6 +23,12 @@ afterAll(async () => {
   await Promise.allSettled(proxies.map((p) => p.close()));
   await Promise.allSettled(buckets.map((b) => deleteBucket(s3Endpoint(), b)));
 });
+
+/** The store feature Swift lacks, answered by the proxy: GetObjectLockConfiguration says Enabled. */
+const lockEnabled: FaultProxy['answer'] = (req) =>
+  req.method === 'GET' && /[?&]object-lock(=|&|$)/.test(req.url ?? '')
+    ? { status: 200, headers: { 'content-type': 'application/xml' }, body: '<?xml version="1.0" encoding="UTF-8"?>\n<ObjectLockConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><ObjectLockEnabled>Enabled</ObjectLockEnabled></ObjectLockConfiguration>' }
+    : null;
 
 async function setup(): Promise<{ dir: string; src: string; common: Record<string, string>; bucket: string }> {
   const dir = await makeTempDir();
@@ -65,11 +73,7 @@ describe('S3 Object Lock retention', () => {
     const { dir, src, common, bucket } = await setup();
     const proxy = await startFaultProxy(s3Endpoint(), 1, 0);
     proxies.push(proxy);
-    // the store feature Swift lacks, answered by the proxy
-    proxy.answer = (req) =>
-      req.method === 'GET' && /[?&]object-lock(=|&|$)/.test(req.url ?? '')
-        ? { status: 200, headers: { 'content-type': 'application/xml' }, body: '<?xml version="1.0" encoding="UTF-8"?>\n<ObjectLockConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><ObjectLockEnabled>Enabled</ObjectLockEnabled></ObjectLockConfiguration>' }
-        : null;
+    proxy.answer = lockEnabled;
     const config = path.join(dir, 'lifeboat.yaml');
     fs.writeFileSync(config, `repository: s3:${proxy.url}/${bucket}\nobject_lock: {mode: compliance, days: 3}\n`);
     const env = { ...common, LIFEBOAT_CONFIG: config };
@@ -104,5 +108,27 @@ describe('S3 Object Lock retention', () => {
     // what was written is a sound repository (the server stored it; the headers were only asked for)
     const check = await runCli(['check', '--read-data'], env);
     expect(check.code, check.stderr).toBe(0);
+  });
+
+  it('a multipart upload asks for the retention at its start and sends a checksum with every part', async () => {
+    const { bucket } = await setup();
+    const proxy = await startFaultProxy(s3Endpoint(), 1, 0);
+    proxies.push(proxy);
+    proxy.answer = lockEnabled;
+    const s3 = new S3Storage({ endpoint: proxy.url, bucket, multipartThreshold: 6 << 20, partSize: 5 << 20, objectLock: { mode: 'GOVERNANCE', days: 1 } });
+    try {
+      await s3.create();
+      const big = randomBytes(13 << 20);
+      await s3.put('data/ab/big', big);
+      expect((await s3.get('data/ab/big')).equals(big)).toBe(true);
+    } finally {
+      await s3.close();
+    }
+    const start = proxy.log.find((r) => r.method === 'POST' && /\/data\/ab\/big\?uploads/.test(r.url));
+    expect(start?.headers['x-amz-object-lock-mode']).toBe('GOVERNANCE');
+    expect(start?.headers['x-amz-object-lock-retain-until-date']).toBeTruthy();
+    const parts = proxy.log.filter((r) => r.method === 'PUT' && /\/data\/ab\/big\?.*partNumber=/.test(r.url));
+    expect(parts.length).toBe(3);
+    for (const p of parts) expect(p.headers['x-amz-checksum-crc32'], p.url).toMatch(/^[A-Za-z0-9+\/]+={0,2}$/);
   });
 });
