@@ -19,7 +19,7 @@ export interface AddonSpec {
   version: string;
   /** Other packages (from the project's node_modules) needed beside it only to build. */
   buildDeps: string[];
-  /** Paths (relative to the package) kept for run time; the compiled .node among them. */
+  /** Paths (relative to the package) kept for run time; the compiled .node among them (licenses: debian/copyright). */
   runtime: string[];
   /** Where the runtime files go, relative to /usr/lib/lifeboat. */
   installAs: string;
@@ -42,12 +42,12 @@ export function addonSpecs(): AddonSpec[] {
   return [
     {
       name: 'better-sqlite3', source: path.join(nm, 'better-sqlite3'), version: pkgVersion(path.join(nm, 'better-sqlite3')),
-      buildDeps: [], runtime: ['package.json', 'LICENSE', 'lib', 'build/Release/better_sqlite3.node'],
+      buildDeps: [], runtime: ['package.json', 'lib', 'build/Release/better_sqlite3.node'],
       installAs: 'node_modules/better-sqlite3',
     },
     {
       name: 'zstd-napi', source: path.join(nm, 'zstd-napi'), version: pkgVersion(path.join(nm, 'zstd-napi')),
-      buildDeps: ['node-addon-api'], runtime: ['package.json', 'LICENSE', 'NOTICE', 'binding.js', 'dist', 'build/Release/binding.node'],
+      buildDeps: ['node-addon-api'], runtime: ['package.json', 'NOTICE', 'binding.js', 'dist', 'build/Release/binding.node'],
       installAs: 'node_modules/zstd-napi',
     },
     {
@@ -81,9 +81,10 @@ function copyForBuild(spec: AddonSpec, into: string): void {
 export function buildAddon(spec: AddonSpec, nodeDir: string): string {
   const key = `${spec.name}-${spec.version}-node${NODE_VERSION}`;
   const done = path.join(CACHE_DIR, 'addons', key);
-  if (fs.existsSync(path.join(done, '.complete'))) return done;
+  // a cache entry serves when it holds every runtime path (the list may have grown since)
+  if (fs.existsSync(path.join(done, '.complete')) && spec.runtime.every((rel) => fs.existsSync(path.join(done, rel)))) return done;
   log(`building ${spec.name} ${spec.version} for Node ${NODE_VERSION} (node-gyp --nodedir)`);
-  const staging = path.join(CACHE_DIR, 'staging', key);
+  const staging = path.join(CACHE_DIR, 'staging', `${key}-${process.pid}`);
   fs.rmSync(staging, { recursive: true, force: true });
   const pkgDir = path.join(staging, 'node_modules', spec.name);
   fs.mkdirSync(pkgDir, { recursive: true });
@@ -94,14 +95,22 @@ export function buildAddon(spec: AddonSpec, nodeDir: string): string {
   const env: NodeJS.ProcessEnv = { ...process.env, JOBS: '2' };
   for (const k of Object.keys(env)) if (k.toLowerCase().startsWith('npm_config_')) delete env[k];
   run(process.execPath, [nodeGyp(), 'rebuild', '--release', `--nodedir=${nodeDir}`, '-j', '2'], { cwd: pkgDir, env });
-  fs.rmSync(done, { recursive: true, force: true });
+  // assembled beside the cache entry and renamed into place (a concurrent build may get there first)
+  const out = path.join(staging, 'out');
   for (const rel of spec.runtime) {
     const from = path.join(pkgDir, rel);
     if (!fs.existsSync(from)) throw new Error(`${spec.name}: ${rel} missing after the build`);
-    fs.cpSync(from, path.join(done, rel), { recursive: true });
-    if (rel.endsWith('.node')) run('strip', ['--strip-unneeded', path.join(done, rel)]);
+    fs.cpSync(from, path.join(out, rel), { recursive: true });
+    if (rel.endsWith('.node')) run('strip', ['--strip-unneeded', path.join(out, rel)]);
   }
-  fs.writeFileSync(path.join(done, '.complete'), `${key}\n`);
+  fs.writeFileSync(path.join(out, '.complete'), `${key}\n`);
+  fs.mkdirSync(path.dirname(done), { recursive: true });
+  fs.rmSync(done, { recursive: true, force: true });
+  try {
+    fs.renameSync(out, done);
+  } catch (e) {
+    if (!fs.existsSync(path.join(done, '.complete'))) throw e;
+  }
   fs.rmSync(staging, { recursive: true, force: true });
   return done;
 }

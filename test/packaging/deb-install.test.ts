@@ -60,7 +60,7 @@ function timeMs(fn: () => void): number {
 
 describe('the .deb on Debian 12 (debootstrap minbase)', () => {
   beforeAll(() => {
-    for (const [cmd, pkg] of [['dpkg-deb', 'dpkg'], ['lintian', 'lintian'], ['debootstrap', 'debootstrap'], ['systemd-analyze', 'systemd'], ['python3', 'python3']] as const) {
+    for (const [cmd, pkg] of [['dpkg-deb', 'dpkg'], ['objdump', 'binutils'], ['lintian', 'lintian'], ['debootstrap', 'debootstrap'], ['systemd-analyze', 'systemd'], ['python3', 'python3']] as const) {
       ensureTool(cmd, pkg);
     }
     const t = Date.now();
