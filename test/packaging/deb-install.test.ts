@@ -101,8 +101,9 @@ describe('the .deb on Debian 12 (debootstrap minbase)', () => {
     expect(fs.statSync(r.p('/etc/lifeboat/lifeboat.yaml')).mode & 0o777).toBe(0o600);
     for (const d of ['/var/lib/lifeboat', '/var/cache/lifeboat']) expect(fs.statSync(r.p(d)).mode & 0o7777, d).toBe(0o700);
     expect(fs.readlinkSync(r.p('/etc/systemd/system/multi-user.target.wants/lifeboat.service'))).toBe('/lib/systemd/system/lifeboat.service');
-    // the example config is all comments, and valid
+    // the example config is all comments, and valid; status reads the agent's state database (better-sqlite3)
     expect(r.ok('lifeboat doctor --json || true')).toMatch(/config/);
+    expect(r.ok('lifeboat status')).toMatch(/agent: not running/);
   });
 
   it('cold start of lifeboat --version (first run, then with the compile cache)', () => {
