@@ -197,6 +197,19 @@ describe('the .deb on Debian 12 (debootstrap minbase)', () => {
     expect(fs.existsSync(r.p('/etc/apt/apt.conf.d/80lifeboat'))).toBe(false);
   }, 300_000);
 
+  it('upgrades in place (dpkg -i over itself): the edited config and the data stay, the unit stays enabled', () => {
+    const r = chroot();
+    const config = fs.readFileSync(r.p('/etc/lifeboat/lifeboat.yaml'), 'utf8');
+    expect(config).toContain('repository: /srv/repo');
+    const repoBefore = treeDigest(r.p('/srv/repo'));
+    r.ok('dpkg -i /tmp/lifeboat.deb');
+    expect(fs.readFileSync(r.p('/etc/lifeboat/lifeboat.yaml'), 'utf8')).toBe(config);
+    expect(fs.existsSync(r.p('/etc/lifeboat/lifeboat.yaml.dpkg-dist'))).toBe(false);
+    expect(fs.readlinkSync(r.p('/etc/systemd/system/multi-user.target.wants/lifeboat.service'))).toBe('/lib/systemd/system/lifeboat.service');
+    expect(treeDigest(r.p('/srv/repo'))).toEqual(repoBefore);
+    expect(r.ok('lifeboat snapshots --json')).toContain('/srv/data');
+  });
+
   it('dpkg -r keeps config and data; dpkg -P removes config, state and cache but never a repository', () => {
     const r = chroot();
     // a second repository inside the state directory: purge must keep it
