@@ -229,7 +229,7 @@ class Runner {
       this.env = { ...base, LIFEBOAT_REPOSITORY: this.repo, LIFEBOAT_PASSWORD: PASSWORD, LIFEBOAT_CACHE_DIR: cache };
       if (s3) {
         this.env.LIFEBOAT_CACERT = s3.certFile;
-        // LIFEBOAT_CACERT alone is not enough (lifeboat at ffb2b3b): for PUTs > 1 MB the AWS SDK
+        // LIFEBOAT_CACERT alone is not enough (lifeboat ffb2b3b..0ea5533): for PUTs > 1 MB the AWS SDK
         // sends `Expect: 100-continue` and then uses a fresh https.Agent of its own, without the
         // `ca` lifeboat gave its agent options -> DEPTH_ZERO_SELF_SIGNED_CERT on every pack upload.
         // Node's process-wide extra CAs reach that agent too.
