@@ -5,6 +5,8 @@
  * required), one SDK attempt (RetryStorage retries), conditional create detected by a
  * probe rather than assumed.
  */
+import http from 'node:http';
+import https from 'node:https';
 import tls from 'node:tls';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -87,12 +89,15 @@ export class S3Storage implements Storage {
     this.objectLock = opts.objectLock;
     const requestTimeout = opts.requestTimeoutMs ?? 120_000;
     const agent = { keepAlive: true, maxSockets: opts.maxSockets ?? 16 };
-    // TLS verification is on unless explicitly turned off; a private CA is added to the usual ones
-    const httpsAgent = {
+    // TLS verification is on unless explicitly turned off; a private CA is added to the usual ones.
+    // Agent instances, not options: given options, the SDK sends every body above 1 MB (those
+    // with Expect: 100-continue) through a fresh agent of its own — without the CA or the
+    // insecure setting, and a new connection per pack.
+    const httpsAgent = new https.Agent({
       ...agent,
       ...(opts.caCerts ? { ca: [...tls.rootCertificates, opts.caCerts.toString('utf8')] } : {}),
       ...(opts.insecureTls ? { rejectUnauthorized: false } : {}),
-    };
+    });
     this.client = new S3Client({
       endpoint: this.endpoint,
       region: this.region,
@@ -107,7 +112,7 @@ export class S3Storage implements Storage {
         requestTimeout,
         throwOnRequestTimeout: true,
         socketTimeout: requestTimeout,
-        httpAgent: agent,
+        httpAgent: new http.Agent(agent),
         httpsAgent,
       },
     });

@@ -5,6 +5,7 @@
  * S3 server.
  */
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -65,6 +66,20 @@ describe('TLS to the S3 endpoint', () => {
     const insecure = await runCli(['--insecure-tls', 'snapshots', '--json'], env);
     expect(insecure.code, insecure.stderr).toBe(0);
     expect(insecure.stderr).toMatch(/warning: TLS certificate verification is off/);
+
+    // packs above 1 MB (the SDK sends them with Expect: 100-continue) go through the same TLS
+    // settings: with the CA, and with --insecure-tls
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'random.bin'), randomBytes(6 * 1024 * 1024));
+    for (const flags of [['--cacert', cert], ['--insecure-tls']]) {
+      const backup = await runCli([...flags, 'backup', src], env);
+      expect(backup.code, backup.stderr).toBe(0);
+    }
+    const target = path.join(dir, 'target');
+    const restored = await runCli(['--cacert', cert, 'restore', 'latest', '--target', target], env);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(fs.readFileSync(path.join(target, src, 'random.bin')).equals(fs.readFileSync(path.join(src, 'random.bin')))).toBe(true);
 
     const missing = await runCli(['--cacert', path.join(dir, 'nope.pem'), 'snapshots'], env);
     expect(missing.code).toBe(1);
