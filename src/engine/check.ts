@@ -58,6 +58,8 @@ export interface CheckResult {
 }
 
 export async function checkRepository(repo: Repository, opts: CheckOptions = {}): Promise<CheckResult> {
+  // trees as the repository holds them, not as the local cache remembers them
+  repo.bypassTreeCache = true;
   const findings: CheckFinding[] = [];
   const report = (f: CheckFinding) => {
     findings.push(f);

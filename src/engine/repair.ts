@@ -124,6 +124,8 @@ export async function repairSnapshots(
 ): Promise<RepairedSnapshot[]> {
   const info = opts.info ?? (() => undefined);
   if (repo.appendOnly && opts.forget && !opts.dryRun) throw new AppendOnlyError('remove the original snapshots (repair snapshots without --forget)');
+  // what the repository holds decides what is damaged, not the local tree cache
+  repo.bypassTreeCache = true;
   const rewritten = new Map<string, { id: string; changes: string[] }>();
   const out: RepairedSnapshot[] = [];
 

@@ -31,6 +31,7 @@ import { mapLimit, WeightedGate } from '../util/concurrency.js';
 import { crashPoint } from '../util/crash-point.js';
 import { listObjects } from './listing.js';
 import { splitIndexPacks } from './index-split.js';
+import { TreeCache } from './tree-cache.js';
 
 export interface OpenOptions {
   /** Root of all caches; the repository's own lives in <cacheDir>/<repo id>. */
@@ -74,6 +75,10 @@ export class Repository {
   private readonly packers: Record<BlobType, PackWriter | null> = { data: null, tree: null };
   /** Blobs written in this session whose index file is not written yet: hex id → where. */
   private readonly pending = new Map<string, { type: BlobType; pack: string | null; entry?: PackEntry }>();
+  /** Sealed tree blobs on local disk (tree-cache.ts). */
+  private readonly treeCache: TreeCache;
+  /** Read trees from the repository even when cached (check and repair: they judge the repository). */
+  bypassTreeCache = false;
   private readonly uploads = new Set<Promise<void>>();
   /** Pack writers being finished or waiting for an upload slot (not yet in `uploads`). */
   private starting = 0;
@@ -114,6 +119,7 @@ export class Repository {
     private readonly warn: (message: string) => void,
   ) {
     this.keys = deriveSubkeys(master);
+    this.treeCache = new TreeCache(path.join(cacheDir, 'trees'));
   }
 
   get id(): string {
@@ -419,6 +425,8 @@ export class Repository {
   }
 
   private async addToPack(blob: SealedBlob): Promise<void> {
+    // before anything else: a pack assembler may take over the sealed bytes' memory
+    if (blob.type === 'tree') this.treeCache.put(toHex(blob.id), blob.sealed);
     // All bookkeeping happens before the first await, so concurrent callers (several files
     // stored at once) never see a half-updated packer; only the uploads are awaited.
     const limit = this.config.pack_size;
@@ -574,17 +582,29 @@ export class Repository {
     const p = this.pending.get(hex);
     if (p && p.pack === null) await this.flush();
     const pending = this.pending.get(hex);
-    const locations = pending?.entry && pending.pack
-      ? [{ packId: pending.pack, offset: pending.entry.offset, length: pending.entry.length }]
-      : this.cache.lookup(id);
+    const indexed = pending?.entry && pending.pack ? null : this.cache.lookup(id);
+    const locations = indexed ?? [{ packId: pending!.pack!, offset: pending!.entry!.offset, length: pending!.entry!.length }];
     if (locations.length === 0) throw new Error(`blob ${hex} is not in the index`);
+    const tree = indexed === null ? pending!.type === 'tree' : indexed[0]!.type === TYPE_CODE.tree;
+    if (tree && !this.bypassTreeCache) {
+      const cached = this.treeCache.get(hex);
+      if (cached !== null) {
+        try {
+          return openBlob(this.keys, id, cached, 'the tree cache');
+        } catch {
+          this.treeCache.drop(hex);
+        }
+      }
+    }
     let lastError: unknown;
     for (const loc of locations) {
       const name = packName(loc.packId);
       try {
         const sealed = await this.storage.get(name, { offset: loc.offset, length: loc.length });
         if (sealed.length !== loc.length) throw new IntegrityError(name, `short read of blob ${hex}`);
-        return openBlob(this.keys, id, sealed, name);
+        const plain = openBlob(this.keys, id, sealed, name);
+        if (tree) this.treeCache.put(hex, sealed);
+        return plain;
       } catch (e) {
         lastError = e;
       }

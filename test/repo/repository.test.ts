@@ -1,4 +1,6 @@
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Repository, packName } from '../../src/repo/repository.js';
 import { IntegrityError, NoRepositoryError, RepositoryExistsError, WrongPasswordError } from '../../src/repo/errors.js';
@@ -258,5 +260,61 @@ describe('repository blob ids', () => {
     expect(packName('ab'.repeat(32))).toBe(`data/ab/${'ab'.repeat(32)}`);
     await r1.close();
     await r2.close();
+  });
+});
+
+describe('tree cache', () => {
+  it('trees come from the local cache (sealed, checked against their id), not a GET; check and repair read the repository', async () => {
+    const { LocalStorage } = await import('../../src/storage/local.js');
+    const dir = await makeTempDir();
+    const storage = new LocalStorage(dir);
+    const cacheDir = await makeTempDir();
+    const repo = await Repository.init(storage, 'pw', { kdf: testKdf(), cacheDir });
+    const tree = Buffer.from('{"nodes":[]}');
+    const data = pseudoRandom(50_000, 3);
+    const { id: treeId } = await repo.saveBlob('tree', tree);
+    const { id: dataId } = await repo.saveBlob('data', data);
+    await repo.flush();
+    await repo.saveSnapshot(snapshotFor(treeId));
+    await repo.close();
+    // written through at backup time: sealed, not plaintext
+    const file = path.join(cacheDir, repo.id, 'trees', toHex(treeId).slice(0, 2), toHex(treeId));
+    const sealed = fs.readFileSync(file);
+    expect(sealed.includes(tree)).toBe(false);
+    expect((fs.statSync(file).mode & 0o777).toString(8)).toBe('600');
+
+    const gets: string[] = [];
+    const counting = new Proxy(storage, {
+      get(target, prop, receiver) {
+        if (prop === 'get') return (name: string, range?: unknown) => (gets.push(name), target.get(name, range as never));
+        return Reflect.get(target, prop, receiver) as unknown;
+      },
+    });
+    const again = await Repository.open(counting, 'pw', { cacheDir });
+    gets.length = 0;
+    expect((await again.loadBlob(treeId)).equals(tree)).toBe(true);
+    expect(gets).toEqual([]);
+    expect((await again.loadBlob(dataId)).equals(data)).toBe(true); // data blobs are not cached
+    expect(gets.filter((g) => g.startsWith('data/'))).toHaveLength(1);
+
+    // a damaged cache file is a miss: read from the repository, and the cache is mended
+    fs.writeFileSync(file, Buffer.alloc(sealed.length, 1));
+    gets.length = 0;
+    expect((await again.loadBlob(treeId)).equals(tree)).toBe(true);
+    expect(gets.filter((g) => g.startsWith('data/'))).toHaveLength(1);
+    expect(fs.readFileSync(file).equals(Buffer.alloc(sealed.length, 1))).toBe(false);
+
+    // check judges the repository: a damaged tree pack is found even though the cache holds the tree
+    const { checkRepository } = await import('../../src/engine/check.js');
+    const treePack = (await names(storage, 'data/')).find((n) => fs.readFileSync(path.join(dir, n)).length < 2000)!;
+    const bytes = fs.readFileSync(path.join(dir, treePack));
+    bytes[10] ^= 0xff;
+    fs.writeFileSync(path.join(dir, treePack), bytes);
+    gets.length = 0;
+    await expect(again.loadBlob(treeId)).resolves.toEqual(tree); // the cache still serves it
+    const result = await checkRepository(again, {});
+    expect(result.errors).toBeGreaterThan(0);
+    expect(gets.filter((g) => g.startsWith('data/')).length).toBeGreaterThan(0);
+    await again.close();
   });
 });
