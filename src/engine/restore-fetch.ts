@@ -31,15 +31,20 @@ export interface FetchRange {
 export const MERGE_GAP = 1 << 20;
 /** Largest single ranged GET. */
 export const MAX_RANGE = 8 << 20;
-/** Most plaintext bytes of one range (a range of well-compressed blobs decodes to several times its size). */
+/**
+ * Most plaintext bytes opened at once from one range: a range of well-compressed blobs decodes to
+ * several times its size, so its blobs are opened in groups of at most this much (the GET is not
+ * cut for it: on S3 each request costs a round trip and the SDK's overhead).
+ */
 export const MAX_RANGE_RAW = 8 << 20;
 
 /**
  * Groups blobs by pack and merges neighbours into ranges (sorted by pack, then offset). A
  * range grows to at most `maxRange` bytes read and `maxRaw` bytes of plaintext (a single
- * larger blob gets a range of its own).
+ * larger blob gets a range of its own). The default leaves plaintext unbounded: fetchRanges
+ * opens a range's blobs in groups of MAX_RANGE_RAW.
  */
-export function planRanges(blobs: Iterable<BlobRef>, gap = MERGE_GAP, maxRange = MAX_RANGE, maxRaw = MAX_RANGE_RAW): FetchRange[] {
+export function planRanges(blobs: Iterable<BlobRef>, gap = MERGE_GAP, maxRange = MAX_RANGE, maxRaw = Infinity): FetchRange[] {
   const byPack = new Map<string, BlobRef[]>();
   for (const b of blobs) {
     let l = byPack.get(b.packId);
@@ -146,9 +151,9 @@ export async function fetchRanges(
   const lane = async (): Promise<void> => {
     while (next < ranges.length) {
       const r = ranges[next++]!;
-      let raw = 0;
-      for (const b of r.blobs) raw += b.rawLength;
-      const cost = r.length + raw;
+      const groups = decodeGroups(r.blobs, MAX_RANGE_RAW);
+      // the range's bytes and one group's plaintext at a time
+      const cost = r.length + Math.max(...groups.map((g) => g.raw));
       await acquire(cost);
       try {
         const name = packName(r.packId);
@@ -166,30 +171,49 @@ export async function fetchRanges(
           for (const b of r.blobs) await fallback(b);
           continue;
         }
-        const opened = await opts.pool.openRange(
-          bytes,
-          r.blobs.map((b) => ({ id: fromHexId(b.id), offset: b.offset - r.offset, length: b.length, rawLength: b.rawLength })),
-          name,
-          owned,
-        );
-        if (owned) giveRead(opened.input);
-        try {
-          let pos = 0;
-          const writes: Array<Promise<void>> = [];
-          for (let i = 0; i < r.blobs.length; i++) {
-            const b = r.blobs[i]!;
-            const data = opened.out.subarray(pos, pos + b.rawLength);
-            pos += b.rawLength;
-            writes.push(opened.errors[i] === null ? onBlob(b, data) : fallback(b));
+        for (const g of groups) {
+          // one group: the whole read, handed over when owned; several: each its slice (a copy)
+          const whole = groups.length === 1;
+          const start = whole ? r.offset : g.blobs[0]!.offset;
+          const end = whole ? r.offset + r.length : Math.max(...g.blobs.map((b) => b.offset + b.length));
+          const opened = await opts.pool.openRange(
+            whole ? bytes : bytes.subarray(start - r.offset, end - r.offset),
+            g.blobs.map((b) => ({ id: fromHexId(b.id), offset: b.offset - start, length: b.length, rawLength: b.rawLength })),
+            name,
+            whole && owned,
+          );
+          if (whole && owned) giveRead(opened.input);
+          try {
+            let pos = 0;
+            const writes: Array<Promise<void>> = [];
+            for (let i = 0; i < g.blobs.length; i++) {
+              const b = g.blobs[i]!;
+              const data = opened.out.subarray(pos, pos + b.rawLength);
+              pos += b.rawLength;
+              writes.push(opened.errors[i] === null ? onBlob(b, data) : fallback(b));
+            }
+            await Promise.all(writes);
+          } finally {
+            opened.release();
           }
-          await Promise.all(writes);
-        } finally {
-          opened.release();
         }
+        if (!(groups.length === 1) && owned) giveRead(bytes.buffer as ArrayBuffer);
       } finally {
         releaseBytes(cost);
       }
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency, ranges.length)) }, lane));
+}
+
+/** A range's blobs cut, in order, into groups of at most `maxRaw` plaintext bytes (a larger blob alone). */
+export function decodeGroups(blobs: BlobRef[], maxRaw: number): Array<{ blobs: BlobRef[]; raw: number }> {
+  const out: Array<{ blobs: BlobRef[]; raw: number }> = [];
+  let cur: { blobs: BlobRef[]; raw: number } | null = null;
+  for (const b of blobs) {
+    if (cur === null || (cur.blobs.length > 0 && cur.raw + b.rawLength > maxRaw)) out.push((cur = { blobs: [], raw: 0 }));
+    cur.blobs.push(b);
+    cur.raw += b.rawLength;
+  }
+  return out;
 }

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { restore, type RestoreOptions } from '../../src/engine/restorer.js';
-import { planRanges } from '../../src/engine/restore-fetch.js';
+import { decodeGroups, planRanges } from '../../src/engine/restore-fetch.js';
 import { PathMatcher } from '../../src/engine/path-match.js';
 import { getXattr, listXattrs } from '../../src/native/index.js';
 import { packName, type Repository } from '../../src/repo/repository.js';
@@ -235,6 +235,18 @@ describe('restore helpers', () => {
     const b = (packId: string, offset: number, length: number) => ({ id: `${packId}${offset}`, packId, offset, length, rawLength: length });
     const r = planRanges([b('p', 100, 10), b('p', 0, 100), b('q', 0, 5), b('p', 10 << 20, 4)], 1024);
     expect(r.map((x) => [x.packId, x.offset, x.length, x.blobs.length])).toEqual([['p', 0, 110, 2], ['p', 10 << 20, 4, 1], ['q', 0, 5, 1]]);
+  });
+
+  it('opens a range in groups of bounded plaintext, in order; a larger blob alone', () => {
+    const b = (offset: number, rawLength: number) => ({ id: `p${offset}`, packId: 'p', offset, length: 10, rawLength });
+    const blobs = [b(0, 5), b(10, 4), b(20, 2), b(30, 20), b(40, 1), b(50, 9)];
+    const g = decodeGroups(blobs, 10);
+    expect(g.map((x) => x.blobs.map((y) => y.offset))).toEqual([[0, 10], [20], [30], [40, 50]]);
+    expect(g.map((x) => x.raw)).toEqual([9, 2, 20, 10]);
+    expect(g.flatMap((x) => x.blobs)).toEqual(blobs);
+    // planning no longer cuts a GET for plaintext size: only for bytes read
+    const text = Array.from({ length: 40 }, (_, i) => ({ id: `t${i}`, packId: 't', offset: i * 100_000, length: 100_000, rawLength: 1_000_000 }));
+    expect(planRanges(text)).toHaveLength(1);
   });
 
   it('matches patterns like restic', () => {
