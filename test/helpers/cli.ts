@@ -15,18 +15,35 @@ export interface RunResult {
 
 /** Runs the built CLI as a user would, with a clean LIFEBOAT_* environment plus `env`. */
 export function runCli(args: string[], env: Record<string, string | undefined> = {}, input?: string): Promise<RunResult> {
-  if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm test does)`);
   const base: Record<string, string | undefined> = { ...process.env };
   for (const k of Object.keys(base)) if (k.startsWith('LIFEBOAT_') && !k.startsWith('LIFEBOAT_TEST_')) delete base[k];
+  return spawnCli(args, { env: { ...base, ...env }, ...(input !== undefined ? { input } : {}) });
+}
+
+export interface SpawnCliOptions {
+  /** The whole environment of the process. */
+  env: NodeJS.ProcessEnv;
+  input?: string;
+  uid?: number;
+  gid?: number;
+  /** Told the child's pid as soon as it runs. */
+  onPid?: (pid: number) => void;
+}
+
+/** Runs the built CLI with exactly `o.env` (as another user with uid/gid); collects its output. */
+export function spawnCli(args: string[], o: SpawnCliOptions): Promise<RunResult> {
+  if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm test does)`);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...base, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const ids = { ...(o.uid !== undefined ? { uid: o.uid } : {}), ...(o.gid !== undefined ? { gid: o.gid } : {}) };
+    const child = spawn(process.execPath, [CLI, ...args], { env: o.env, ...ids, stdio: ['pipe', 'pipe', 'pipe'] });
+    if (child.pid !== undefined) o.onPid?.(child.pid);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(input ?? '');
+    child.stdin.end(o.input ?? '');
   });
 }
 

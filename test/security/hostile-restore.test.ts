@@ -15,7 +15,7 @@ import { Repository } from '../../src/repo/repository.js';
 import { sealBlob } from '../../src/repo/blob.js';
 import { encodeTree, type TreeNode } from '../../src/engine/tree.js';
 import { toHex } from '../../src/util/hex.js';
-import { CLI, initCliRepo, runCli, type RunResult } from '../helpers/cli.js';
+import { CLI, initCliRepo, runCli, spawnCli, type RunResult } from '../helpers/cli.js';
 import { tmpDir } from '../helpers/repo.js';
 import { dirNode, fileNode, node, saveTree } from '../engine/restore-fixtures.js';
 
@@ -396,15 +396,7 @@ function spawnSyncChmod(p: string): void {
 }
 
 function runAs(uid: number, args: string[], e: Record<string, string>): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...e, HOME: '/tmp' }, uid, gid: uid, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+  return spawnCli(args, { env: { ...process.env, ...e, HOME: '/tmp' }, uid, gid: uid });
 }
 
 describe('cycles, depth and snapshot paths', () => {

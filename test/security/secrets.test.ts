@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { CLI, FAST_KDF, runCli, type RunResult } from '../helpers/cli.js';
+import { CLI, FAST_KDF, runCli, spawnCli, type RunResult } from '../helpers/cli.js';
 import { deleteBucket, makeTempDir, randomBucketName, s3Endpoint } from '../helpers/storage-backends.js';
 import { mariadb, mariadbServer, myCreate, pgCreate, pgServer, psql, uniqueName } from '../sources/db-fixtures.js';
 import { cleanEnv, status, waitFor } from '../agent/harness.js';
@@ -120,16 +120,7 @@ afterEach(() => {
 
 /** Runs the CLI, telling `onPid` its pid (so the sampler follows it). */
 function cli(args: string[], env: Record<string, string>, onPid: (pid: number) => void): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-    onPid(child.pid!);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+  return spawnCli(args, { env: cleanEnv(env), onPid });
 }
 
 /** Every file under root: [path, mode, isDirectory]. */
