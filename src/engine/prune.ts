@@ -281,6 +281,7 @@ export async function pruneRepository(repo: Repository, opts: PruneOptions = {})
       freed += storedPacks.get(id)?.size ?? 0;
       progress('delete', ++deleted, doomed.length);
     });
+    repo.pruneTreeCache();
     return {
       ...summary,
       dryRun: false,

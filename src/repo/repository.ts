@@ -576,6 +576,11 @@ export class Repository {
 
   // ------------------------------------------------------------------ blobs: read path
 
+  /** Drops cached trees that no index names any more (after prune); returns how many. */
+  pruneTreeCache(): number {
+    return this.treeCache.retainOnly((hex) => this.cache.has(Buffer.from(hex, 'hex')));
+  }
+
   /** Loads and verifies a blob's plaintext. */
   async loadBlob(id: Buffer): Promise<Buffer> {
     const hex = toHex(id);

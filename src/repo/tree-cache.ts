@@ -40,6 +40,35 @@ export class TreeCache {
     }
   }
 
+  /**
+   * Deletes the cached trees `keep` rejects (prune: those no index names any more), so the cache
+   * does not grow for ever as snapshots are forgotten; returns how many went.
+   */
+  retainOnly(keep: (hex: string) => boolean): number {
+    let removed = 0;
+    let dirs: string[];
+    try {
+      dirs = fs.readdirSync(this.dir);
+    } catch {
+      return 0;
+    }
+    for (const d of dirs) {
+      let names: string[];
+      try {
+        names = fs.readdirSync(path.join(this.dir, d));
+      } catch {
+        continue;
+      }
+      for (const n of names) {
+        // leftovers of an interrupted put go too
+        if (/^[0-9a-f]{64}$/.test(n) && keep(n)) continue;
+        fs.rmSync(path.join(this.dir, d, n), { force: true });
+        removed++;
+      }
+    }
+    return removed;
+  }
+
   /** Forgets a file that did not open (damaged, or from another key). */
   drop(hex: string): void {
     fs.rmSync(this.file(hex), { force: true });

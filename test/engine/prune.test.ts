@@ -4,6 +4,8 @@
  * used packs are repacked; --max-repack-size bounds repacking; --repack-small merges small packs.
  * After every prune the repository checks clean and every snapshot's blobs load.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Repository } from '../../src/repo/repository.js';
 import type { Storage } from '../../src/storage/types.js';
@@ -105,6 +107,26 @@ describe.each(backends)('prune planning on $name', (backend) => {
     expect(full.unusedAfter).toBe(0);
     expect(full.bytesFreed).toBeGreaterThan(8.9 * MiB); // three 3 MiB blobs
     await expectHealthy(repo, keep);
+    await repo.close();
+  });
+
+  it('prune drops the cached trees of forgotten snapshots, keeps the live ones', async () => {
+    const storage = await backend.make();
+    const cacheDir = await makeTempDir();
+    const repo = await Repository.init(storage, 'pw', { kdf: testKdf(), cacheDir });
+    const kept = (await repo.saveBlob('data', pseudoRandom(MiB, 300))).id;
+    const gone = (await repo.saveBlob('data', pseudoRandom(MiB, 301))).id;
+    const s1 = await snapshot(repo, [[gone]]);
+    await snapshot(repo, [[kept]]);
+    const treesDir = path.join(cacheDir, repo.id, 'trees');
+    const cached = () => fs.readdirSync(treesDir).flatMap((d) => fs.readdirSync(path.join(treesDir, d)));
+    expect(cached()).toHaveLength(2);
+    await repo.deleteSnapshot(s1);
+    await pruneRepository(repo, { graceMs: 0, maxUnused: { kind: 'percent', percent: 0 } });
+    const left = cached();
+    expect(left).toHaveLength(1);
+    expect(repo.cache.has(Buffer.from(left[0]!, 'hex'))).toBe(true);
+    await expectHealthy(repo, [kept]);
     await repo.close();
   });
 
