@@ -101,10 +101,10 @@ export class RepoLock {
     for (;;) {
       const r = await RepoLock.tryOnce(storage, key, opts, sleep);
       if (r instanceof RepoLock) return r;
-      if (Date.now() + delay > deadline) {
-        throw new LockConflictError(`repository is already locked: ${r}`);
-      }
-      await sleep(delay * (0.5 + Math.random() / 2));
+      // --retry-lock D keeps trying for all of D: the last wait is cut to end at the deadline
+      const left = deadline - Date.now();
+      if (left <= 0) throw new LockConflictError(`repository is already locked: ${r}`);
+      await sleep(Math.min(left, delay * (0.5 + Math.random() / 2)));
       delay = Math.min(delay * 2, 60_000);
     }
   }

@@ -69,6 +69,19 @@ describe.each(cases)('locks on $name', (backend) => {
     await l.release();
   });
 
+  it('--retry-lock keeps trying for the whole duration before giving up', async () => {
+    const storage = await backend.make();
+    const held = await RepoLock.acquire(storage, key, { exclusive: true });
+    try {
+      const started = Date.now();
+      // backoff 0.5-1 s then 1-2 s: the second wait is cut to end at the deadline, then one last try
+      await expect(RepoLock.acquire(storage, key, { exclusive: false, retryMs: 2500 })).rejects.toThrow(/already locked/);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(2500);
+    } finally {
+      await held.release();
+    }
+  });
+
   it('of concurrent exclusive lockers at most one wins', async () => {
     const storage = await backend.make();
     const results = await Promise.allSettled(
