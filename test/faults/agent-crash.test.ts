@@ -19,15 +19,15 @@
  * 20 for `npm run test:crash -- --points 50`; LIFEBOAT_CRASH_SEED picks the moments.
  */
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CLI, runCli } from '../helpers/cli.js';
+import { CLI, cliStdoutBytes, runCli } from '../helpers/cli.js';
 import { makeTempDir } from '../helpers/storage-backends.js';
 import { expectRestoresTo, treeState, type TreeState } from '../helpers/tree-state.js';
 import { mulberry32, sqlText } from '../helpers/repo.js';
-import { pgCreate, pgServer, uniqueName } from '../sources/db-fixtures.js';
+import { pgCreate, pgDumpDigest, pgServer, uniqueName } from '../sources/db-fixtures.js';
 import { cleanEnv, setupRepo, status, waitFor } from '../agent/harness.js';
 import { StateDb, type RunRecord } from '../../src/agent/state-db.js';
 
@@ -128,16 +128,7 @@ async function snapshotsTagged(config: string, tag: string): Promise<string[]> {
 }
 
 async function dumpHash(config: string, id: string, file: string): Promise<string> {
-  const bytes = await new Promise<Buffer>((resolve, reject) => {
-    const c = spawn(process.execPath, [CLI, '--config', config, 'dump', id, file], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'ignore'] });
-    const parts: Buffer[] = [];
-    c.stdout.on('data', (d: Buffer) => parts.push(d));
-    c.on('error', reject);
-    c.on('close', () => resolve(Buffer.concat(parts)));
-  });
-  // pg_dump (15.14+) writes a random \restrict key into every dump: compare without it
-  const text = bytes.toString('utf8').split('\n').filter((l) => !/^\\(un)?restrict /.test(l)).join('\n');
-  return createHash('sha256').update(text).digest('hex');
+  return pgDumpDigest(await cliStdoutBytes(['--config', config, 'dump', id, file], cleanEnv()));
 }
 
 /** Starts the agent, waits until its control socket answers. */

@@ -8,15 +8,15 @@
  * snapshot, deletes).
  */
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLI, initCliRepo, runCli } from '../helpers/cli.js';
+import { CLI, cliStdoutBytes, initCliRepo, runCli } from '../helpers/cli.js';
 import { makeTempDir } from '../helpers/storage-backends.js';
 import { expectRestoresTo, snapshotIds, treeState, type TreeState } from '../helpers/tree-state.js';
 import { mulberry32, sqlText } from '../helpers/repo.js';
-import { pgCreate, pgServer, uniqueName } from '../sources/db-fixtures.js';
+import { pgCreate, pgDumpDigest, pgServer, uniqueName } from '../sources/db-fixtures.js';
 
 const POINTS = Number(process.env.LIFEBOAT_CRASH_POINTS ?? 10);
 const SEED = Number(process.env.LIFEBOAT_CRASH_SEED ?? 4242);
@@ -135,18 +135,7 @@ describe(`crash matrix: ${POINTS} seeded kill -9 points per operation (seed ${SE
     );
     const full = await run(['--config', config, 'db', 'dump', 'app'], env);
     expect(full.code, full.stderr).toBe(0);
-    const dumpOf = async (id: string) => {
-      const r = await new Promise<Buffer>((resolve, reject) => {
-        const c = spawn(process.execPath, [CLI, 'dump', id, `/db/app/${db}.sql`], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'ignore'] });
-        const parts: Buffer[] = [];
-        c.stdout.on('data', (d: Buffer) => parts.push(d));
-        c.on('error', reject);
-        c.on('close', () => resolve(Buffer.concat(parts)));
-      });
-      // pg_dump (15.14+) writes a random \restrict key into every dump: compare without it
-      const text = r.toString('utf8').split('\n').filter((l) => !/^\\(un)?restrict /.test(l)).join('\n');
-      return createHash('sha256').update(text).digest('hex');
-    };
+    const dumpOf = async (id: string) => pgDumpDigest(await cliStdoutBytes(['dump', id, `/db/app/${db}.sql`], { ...process.env, ...env }));
     const reference = await dumpOf((await snapshotIds(env))[0]!);
     let killed = 0;
     for (let i = 0; i < POINTS; i++) {

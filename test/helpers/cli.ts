@@ -72,3 +72,14 @@ export async function cliOk(args: string[], env: Record<string, string>): Promis
   expect(r.code, `lifeboat ${args.join(' ')}: ${r.stderr}`).toBe(0);
   return r.stdout;
 }
+
+/** The CLI's stdout as bytes (`dump` of a file or a tar), with exactly `env`; stderr is dropped. */
+export function cliStdoutBytes(args: string[], env: NodeJS.ProcessEnv): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'ignore'] });
+    const parts: Buffer[] = [];
+    c.stdout.on('data', (d: Buffer) => parts.push(d));
+    c.on('error', reject);
+    c.on('close', () => resolve(Buffer.concat(parts)));
+  });
+}

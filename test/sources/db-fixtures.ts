@@ -3,6 +3,7 @@
  * SQL through psql / mariadb, generated schemas and data, and fingerprints (schema text, row counts,
  * per-table checksums) to compare a restored database with its original.
  */
+import { createHash } from 'node:crypto';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -68,6 +69,15 @@ INSERT INTO orders (customer_id, amount, items, paid, blob)
   FROM generate_series(1, ${rows * 3}) g;
 `,
   );
+}
+
+/**
+ * SHA-256 of a plain pg_dump's bytes without the random `\restrict` key pg_dump 15.14+ writes into
+ * every dump: two dumps of the same data compare equal.
+ */
+export function pgDumpDigest(dump: Buffer): string {
+  const text = dump.toString('utf8').split('\n').filter((l) => !/^\\(un)?restrict /.test(l)).join('\n');
+  return createHash('sha256').update(text).digest('hex');
 }
 
 const stripDumpNoise = (text: string) =>
