@@ -20,6 +20,9 @@
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <node_api.h>
 
 #define CHECK(call)                                                     \
@@ -280,6 +283,30 @@ static napi_value dev_split(napi_env env, napi_callback_info info) {
   return arr;
 }
 
+static napi_value tune_malloc(napi_env env, napi_callback_info info) {
+  /* tuneMalloc(mmapThreshold, arenaMax) -> true when applied (glibc), false elsewhere.
+     A fixed mmap threshold turns off glibc's dynamic one, which after the first large buffer is
+     freed serves every later buffer up to that size (32 MiB at most) from the heap arenas, where
+     freed memory stays resident; fewer arenas bound the same retention per thread. */
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int64_t threshold, arenas;
+  if (argc < 2 || get_i64(env, argv[0], &threshold) || get_i64(env, argv[1], &arenas)) {
+    napi_throw_type_error(env, NULL, "tuneMalloc(mmapThreshold, arenaMax)");
+    return NULL;
+  }
+  int ok = 0;
+#ifdef __GLIBC__
+  ok = 1;
+  if (threshold > 0 && !mallopt(M_MMAP_THRESHOLD, (int)threshold)) ok = 0;
+  if (arenas > 0 && !mallopt(M_ARENA_MAX, (int)arenas)) ok = 0;
+#endif
+  napi_value result;
+  CHECK(napi_get_boolean(env, ok, &result));
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"utimesNs", NULL, utimes_ns, NULL, NULL, NULL, napi_default, NULL},
@@ -288,6 +315,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"setXattr", NULL, set_xattr, NULL, NULL, NULL, napi_default, NULL},
     {"mknod", NULL, do_mknod, NULL, NULL, NULL, napi_default, NULL},
     {"devSplit", NULL, dev_split, NULL, NULL, NULL, napi_default, NULL},
+    {"tuneMalloc", NULL, tune_malloc, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -24,6 +24,7 @@ export interface GlobalOptions {
   passwordFile?: string;
   cacheDir?: string;
   retryLock?: string;
+  uploadConcurrency?: string;
   /** false with --no-lock: read-only commands take no shared lock. */
   lock?: boolean;
   appendOnly?: boolean;
@@ -66,7 +67,7 @@ export class CliContext {
     return openStorage(this.repositoryLocation(), {
       onRetry: (err, attempt, delayMs) =>
         this.out.debug(`retrying after ${err.message} (attempt ${attempt}, waiting ${Math.round(delayMs)} ms)`),
-      s3: { ...s3OptionsFromEnv(), ...this.tlsOptions(), ...this.objectLock() },
+      s3: { ...s3OptionsFromEnv(), ...this.tlsOptions(), ...this.objectLock(), ...this.socketOptions() },
     });
   }
 
@@ -83,7 +84,9 @@ export class CliContext {
     const storage = await this.storage();
     try {
       const password = await this.password();
-      const repo = await Repository.open(storage, password, { cacheDir: this.globals.cacheDir, sync, warn: (m) => this.out.warn(m) });
+      const repo = await Repository.open(storage, password, {
+        cacheDir: this.globals.cacheDir, sync, warn: (m) => this.out.warn(m), uploadConcurrency: this.uploadConcurrency(),
+      });
       repo.appendOnly = this.appendOnly();
       return repo;
     } catch (e) {
@@ -164,6 +167,21 @@ export class CliContext {
   /** The lock a reading command (restore, dump) takes: shared, unless --no-lock. */
   readLock(): 'shared' | undefined {
     return this.globals.lock === false ? undefined : 'shared';
+  }
+
+  /** Room for every concurrent pack upload plus index, tree and lock requests beside them. */
+  private socketOptions(): { maxSockets?: number } {
+    const n = this.uploadConcurrency();
+    return n !== undefined && n + 4 > 16 ? { maxSockets: n + 4 } : {};
+  }
+
+  /** --upload-concurrency N (env LIFEBOAT_UPLOAD_CONCURRENCY): packs uploaded at once, 1–64; default 4. */
+  uploadConcurrency(): number | undefined {
+    const raw = this.globals.uploadConcurrency ?? process.env.LIFEBOAT_UPLOAD_CONCURRENCY;
+    if (raw === undefined || raw === '') return undefined;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 1 || n > 64) throw new UsageError(`--upload-concurrency ${raw}: must be an integer from 1 to 64`);
+    return n;
   }
 
   retryLockMs(): number {

@@ -37,6 +37,7 @@ export function buildProgram(): Command {
     .option('-p, --password-file <file>', 'read the password from a file (env LIFEBOAT_PASSWORD_FILE, or LIFEBOAT_PASSWORD)')
     .option('--cache-dir <dir>', 'local cache directory (env LIFEBOAT_CACHE_DIR)')
     .option('--retry-lock <duration>', 'keep trying to take the repository lock this long (e.g. 30s, 5m)')
+    .option('--upload-concurrency <n>', 'packs uploaded at once, 1-64 (env LIFEBOAT_UPLOAD_CONCURRENCY; default 4)')
     .option('--cacert <file>', 'trust this PEM CA certificate as well, for a private CA (env LIFEBOAT_CACERT)')
     .option('--insecure-tls', 'do not verify the S3 endpoint\'s TLS certificate (never in production)')
     .option('--append-only', 'never delete anything but locks: forget, prune and repair refuse (env LIFEBOAT_APPEND_ONLY=1)')

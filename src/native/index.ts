@@ -17,6 +17,7 @@ interface Binding {
   setXattr(p: PathLike, name: PathLike, value: Buffer): void;
   mknod(p: PathLike, mode: number, major: number, minor: number): void;
   devSplit(rdev: number): [number, number];
+  tuneMalloc(mmapThreshold: number, arenaMax: number): boolean;
 }
 
 let binding: Binding | null = null;
@@ -105,4 +106,25 @@ export function mknod(p: PathLike, mode: number, rdev: number): void {
 export function devSplit(rdev: number): { major: number; minor: number } {
   const [major, minor] = load().devSplit(rdev);
   return { major, minor };
+}
+
+/**
+ * glibc's allocator, for a process that moves many MiB-sized buffers between threads (backup,
+ * restore, check): a fixed mmap threshold of 128 KiB, so every buffer at least that large is its
+ * own mapping and goes back to the kernel when freed, and at most 2 malloc arenas. Left alone,
+ * glibc raises the threshold to the size of each large buffer freed (up to 32 MiB), after which
+ * such buffers come from per-thread arenas whose freed memory stays resident: the backup of the
+ * bench's 2.1 GB tree peaked at ≈ 450 MiB RSS instead of ≈ 330 (docs/performance.md).
+ * LIFEBOAT_MALLOC_TUNE=0 leaves it alone; no effect without the native helper or glibc.
+ * Returns whether the settings were applied.
+ */
+let mallocTuned = false;
+export function tuneMalloc(): boolean {
+  if (mallocTuned || process.env.LIFEBOAT_MALLOC_TUNE === '0') return mallocTuned;
+  try {
+    mallocTuned = load().tuneMalloc(128 * 1024, 2);
+  } catch {
+    // the helper is missing: only memory use differs
+  }
+  return mallocTuned;
 }

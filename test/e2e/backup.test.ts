@@ -150,6 +150,14 @@ describe.each(['local', 's3'] as const)('backup and snapshots (%s)', (kind) => {
   it('bad flags and a dry run', async () => {
     expect((await runCli(['backup'], env)).code).toBe(1);
     expect((await runCli(['backup', src, '--exclude-larger-than', 'huge'], env)).stderr).toMatch(/--exclude-larger-than: invalid size/);
+    for (const bad of [['--upload-concurrency', '0'], ['--upload-concurrency', 'many']]) {
+      const r = await runCli([...bad, 'backup', src], env);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/^lifeboat: --upload-concurrency .*: must be an integer from 1 to 64\n$/);
+    }
+    const viaEnv = await runCli(['backup', src], { ...env, LIFEBOAT_UPLOAD_CONCURRENCY: '65' });
+    expect(viaEnv.code).toBe(1);
+    expect(viaEnv.stderr).toMatch(/--upload-concurrency 65: must be an integer from 1 to 64/);
     fs.writeFileSync(path.join(src, 'new.txt'), 'new file');
     const before = (JSON.parse((await runCli(['snapshots', '--json'], env)).stdout) as unknown[]).length;
     const dry = await runCli(['backup', src, '--dry-run', '--json', '--host', 'h1', '--exclude', '*.tmp', '--exclude-caches'], env);

@@ -6,7 +6,8 @@ import { Repository, packName } from '../../src/repo/repository.js';
 import { IntegrityError, NoRepositoryError, RepositoryExistsError, WrongPasswordError } from '../../src/repo/errors.js';
 import { toHex } from '../../src/util/hex.js';
 import type { Snapshot } from '../../src/repo/formats.js';
-import { backends, makeTempDir } from '../helpers/storage-backends.js';
+import { backends, makeLocal, makeTempDir } from '../helpers/storage-backends.js';
+import type { Storage } from '../../src/storage/types.js';
 import { pseudoRandom, testKdf } from '../helpers/repo.js';
 import { names } from '../helpers/storage-asserts.js';
 
@@ -316,5 +317,43 @@ describe('tree cache', () => {
     expect(result.errors).toBeGreaterThan(0);
     expect(gets.filter((g) => g.startsWith('data/')).length).toBeGreaterThan(0);
     await again.close();
+  });
+});
+
+describe('pack uploads', () => {
+  /** Local storage whose pack writes take 60 ms, counting how many run at once. */
+  async function slowPacks(): Promise<{ storage: Storage; most: () => number; packs: () => number }> {
+    const inner = await makeLocal();
+    let now = 0;
+    let most = 0;
+    let packs = 0;
+    const storage = Object.create(inner) as Storage;
+    storage.put = async (name, data, opts) => {
+      if (!name.startsWith('data/')) return inner.put(name, data, opts);
+      now++;
+      most = Math.max(most, now);
+      try {
+        await new Promise((r) => setTimeout(r, 60));
+        await inner.put(name, data, opts);
+        packs++;
+      } finally {
+        now--;
+      }
+    };
+    return { storage, most: () => most, packs: () => packs };
+  }
+
+  it.each([1, 3])('uploads at most uploadConcurrency = %i packs at once, and all of them', async (n) => {
+    const { storage, most, packs } = await slowPacks();
+    const repo = await Repository.init(storage, 'pw', { kdf: testKdf(), cacheDir: await makeTempDir(), uploadConcurrency: n });
+    const ids: Buffer[] = [];
+    // 8 blobs of 5 MiB of random bytes: packs of ~16 MiB, so 2–3 packs plus the last one
+    for (let i = 0; i < 8; i++) ids.push((await repo.saveBlob('data', pseudoRandom(5 << 20, 100 + i))).id);
+    await repo.flush();
+    expect(most()).toBeLessThanOrEqual(n);
+    if (n > 1) expect(most()).toBeGreaterThan(1);
+    expect(packs()).toBeGreaterThanOrEqual(2);
+    for (let i = 0; i < 8; i++) expect((await repo.loadBlob(ids[i]!)).equals(pseudoRandom(5 << 20, 100 + i))).toBe(true);
+    await repo.close();
   });
 });
