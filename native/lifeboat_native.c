@@ -307,6 +307,30 @@ static napi_value tune_malloc(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value will_need(napi_env env, napi_callback_info info) {
+  /* willNeed(path): asks the kernel to start reading the whole file into the page cache
+     (posix_fadvise WILLNEED) and returns at once; false when the file can't be opened. */
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) {
+    napi_throw_type_error(env, NULL, "willNeed(path)");
+    return NULL;
+  }
+  char *p = get_cstr(env, argv[0], "path");
+  if (!p) return NULL;
+  int ok = 0;
+  int fd = open(p, O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ok = posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED) == 0;
+    close(fd);
+  }
+  free(p);
+  napi_value result;
+  CHECK(napi_get_boolean(env, ok, &result));
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"utimesNs", NULL, utimes_ns, NULL, NULL, NULL, napi_default, NULL},
@@ -316,6 +340,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"mknod", NULL, do_mknod, NULL, NULL, NULL, napi_default, NULL},
     {"devSplit", NULL, dev_split, NULL, NULL, NULL, napi_default, NULL},
     {"tuneMalloc", NULL, tune_malloc, NULL, NULL, NULL, napi_default, NULL},
+    {"willNeed", NULL, will_need, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { IndexFile } from '../repo/formats.js';
+import { willNeed } from '../native/index.js';
 
 /**
  * The local SQLite mirror of a repository's index files and snapshot list. It is only a cache:
@@ -36,6 +37,8 @@ export interface CacheStats {
 }
 
 const SCHEMA_VERSION = '1';
+/** Largest database read ahead whole at open (IndexDb.readAhead). */
+const READ_AHEAD_MAX = 256 * 1024 * 1024;
 
 export class IndexDb {
   private readonly db: Database.Database;
@@ -51,6 +54,9 @@ export class IndexDb {
         `SELECT pack_id AS packId, type, offset, length, raw_length AS rawLength FROM blobs WHERE id = ?`,
       ),
       has: db.prepare<[Buffer], { one: number }>(`SELECT 1 AS one FROM blobs WHERE id = ? LIMIT 1`),
+      hasMany: db.prepare<[string], Buffer>(
+        `SELECT DISTINCT id FROM blobs WHERE id IN (SELECT unhex(value) FROM json_each(?))`,
+      ).pluck(),
       indexIds: db.prepare<[], { id: string }>(`SELECT id FROM index_files`),
       insertIndex: db.prepare(`INSERT OR REPLACE INTO index_files (id, superseded) VALUES (?, ?)`),
       insertSupersedes: db.prepare(`INSERT OR IGNORE INTO supersedes (index_id, superseded_id) VALUES (?, ?)`),
@@ -89,10 +95,26 @@ export class IndexDb {
     };
   }
 
+  /**
+   * Starts reading the database into the page cache in the background when it is at most
+   * READ_AHEAD_MAX: a backup probes the index once per blob of every unchanged file, at random
+   * places, and on a cold cache each probe waited for the disk (≈ 190 ms of a 1.7 s no-change
+   * backup of 20,000 files; a 9 MB file reads in ≈ 13 ms sequentially).
+   */
+  private static readAhead(file: string): void {
+    try {
+      const size = fs.statSync(file).size;
+      if (size > 0 && size <= READ_AHEAD_MAX) willNeed(file);
+    } catch {
+      // no file yet
+    }
+  }
+
   /** Opens (creating when needed) the cache database in `dir`. A broken file is replaced. */
   static open(dir: string): IndexDb {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const file = path.join(dir, 'index.db');
+    IndexDb.readAhead(file);
     try {
       return new IndexDb(file, IndexDb.openDb(file));
     } catch {
@@ -181,6 +203,12 @@ export class IndexDb {
 
   has(id: Buffer): boolean {
     return this.stmts.has.get(id) !== undefined;
+  }
+
+  /** Which of these blob ids (lowercase hex) are indexed: one query for all, as hex. */
+  hasMany(hexIds: string[]): string[] {
+    if (hexIds.length === 0) return [];
+    return this.stmts.hasMany.all(JSON.stringify(hexIds)).map((b) => b.toString('hex'));
   }
 
   /** Every pack some live index file names. */

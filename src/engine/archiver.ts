@@ -317,7 +317,13 @@ export class Archiver {
     if (!p) {
       p = this.repo.loadBlob(Buffer.from(id, 'hex')).then((b) => {
         const m = new Map<string, TreeNode>();
-        for (const n of decodeTree(b).nodes) m.set(n.name.toString('latin1'), n);
+        const content: string[] = [];
+        for (const n of decodeTree(b).nodes) {
+          m.set(n.name.toString('latin1'), n);
+          if (n.content) for (const c of n.content) content.push(c);
+        }
+        // the unchanged files among them will ask whether their blobs are still indexed
+        if (!this.opts.force) this.repo.preloadBlobs(content);
         return m;
       });
       p.catch(() => undefined);
@@ -418,7 +424,7 @@ export class Archiver {
 
   private async fileNode(p: Buffer, name: Buffer, st: BigIntStats, old: TreeNode | undefined): Promise<TreeNode | null> {
     const s = this.summary;
-    if (!this.opts.force && old && old.content && unchangedSince(old, st) && old.content.every((id) => this.repo.hasBlob(Buffer.from(id, 'hex')))) {
+    if (!this.opts.force && old && old.content && unchangedSince(old, st) && old.content.every((id) => this.repo.hasBlobHex(id))) {
       const node = nodeFromStat(name, 'file', st);
       node.content = old.content;
       await this.addXattrs(p, node);

@@ -18,6 +18,7 @@ interface Binding {
   mknod(p: PathLike, mode: number, major: number, minor: number): void;
   devSplit(rdev: number): [number, number];
   tuneMalloc(mmapThreshold: number, arenaMax: number): boolean;
+  willNeed(p: PathLike): boolean;
 }
 
 let binding: Binding | null = null;
@@ -127,4 +128,18 @@ export function tuneMalloc(): boolean {
     // the helper is missing: only memory use differs
   }
   return mallocTuned;
+}
+
+/**
+ * Asks the kernel to read all of `p` into the page cache in the background (posix_fadvise
+ * WILLNEED) and returns at once: for a file about to be read at many random places, such as the
+ * index cache's SQLite database, whose B-tree probes otherwise each wait for the disk when the
+ * cache is cold. False when it could not be done (no helper, no file); never throws.
+ */
+export function willNeed(p: PathLike): boolean {
+  try {
+    return load().willNeed(p);
+  } catch {
+    return false;
+  }
 }

@@ -142,11 +142,11 @@ export class RepoLock {
     const name = `locks/${randomBytes(32).toString('hex')}`;
     const bytes = sealJson(key, 'lock', info);
     const conditional = storage.supportsConditionalPut;
-    await storage.put(name, bytes, { ifNoneMatch: conditional });
+    await storage.put(name, bytes, { ifNoneMatch: conditional, transient: true });
     let marker = false;
     if (opts.exclusive && conditional) {
       try {
-        await storage.put(EXCLUSIVE_MARKER, bytes, { ifNoneMatch: true });
+        await storage.put(EXCLUSIVE_MARKER, bytes, { ifNoneMatch: true, transient: true });
         marker = true;
       } catch (e) {
         if (!(e instanceof StorageError && e.code === 'already-exists')) {
@@ -161,7 +161,7 @@ export class RepoLock {
         return 'a stale exclusive lock was just removed; retry';
       }
     }
-    await sleep(LIST_AFTER_WRITE_WAIT_MS);
+    if (!storage.consistentListing) await sleep(LIST_AFTER_WRITE_WAIT_MS);
     const after = conflicts(await listLocks(storage, key), name).filter((l) => !(marker && l.name === EXCLUSIVE_MARKER));
     if (after.length > 0) {
       await storage.delete(name);
@@ -176,8 +176,8 @@ export class RepoLock {
     if (this.released) return;
     this.info = { ...this.info, time: new Date().toISOString() };
     const bytes = sealJson(this.key, 'lock', this.info);
-    await this.storage.put(this.name, bytes);
-    if (this.hasMarker) await this.storage.put(EXCLUSIVE_MARKER, bytes);
+    await this.storage.put(this.name, bytes, { transient: true });
+    if (this.hasMarker) await this.storage.put(EXCLUSIVE_MARKER, bytes, { transient: true });
   }
 
   /** Deletes the lock; a second call (a signal handler racing the normal path) waits for the first. */

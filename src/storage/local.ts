@@ -2,7 +2,7 @@
  * A repository in a local directory (or a mounted file system). Writes are atomic:
  * a temp file in the target directory is written, fsynced, then renamed (or, for a
  * conditional create, hard-linked, which fails atomically when the name exists), and
- * the directory is fsynced.
+ * the directory is fsynced — except for `transient` objects (locks), which skip both fsyncs.
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
@@ -18,6 +18,7 @@ const DIR_MODE = 0o700;
 
 export class LocalStorage implements Storage {
   readonly supportsConditionalPut = true;
+  readonly consistentListing = true;
   readonly location: string;
 
   constructor(readonly root: string) {
@@ -84,7 +85,7 @@ export class LocalStorage implements Storage {
     const dir = path.dirname(file);
     const tmp = `${file}.tmp-${randomBytes(8).toString('hex')}`;
     try {
-      await this.writeTemp(tmp, dir, data);
+      await this.writeTemp(tmp, dir, data, !opts.transient);
       if (opts.ifNoneMatch) {
         try {
           await fs.link(tmp, file);
@@ -94,7 +95,7 @@ export class LocalStorage implements Storage {
       } else {
         await fs.rename(tmp, file);
       }
-      await fsyncDir(dir);
+      if (!opts.transient) await fsyncDir(dir);
     } catch (e) {
       await fs.unlink(tmp).catch(() => undefined);
       if (isErrno(e, 'EEXIST')) {
@@ -104,7 +105,7 @@ export class LocalStorage implements Storage {
     }
   }
 
-  private async writeTemp(tmp: string, dir: string, data: Buffer): Promise<void> {
+  private async writeTemp(tmp: string, dir: string, data: Buffer, sync: boolean): Promise<void> {
     let fh: fs.FileHandle;
     try {
       fh = await fs.open(tmp, 'wx', FILE_MODE);
@@ -116,7 +117,7 @@ export class LocalStorage implements Storage {
     }
     try {
       await fh.writeFile(data);
-      await fh.sync();
+      if (sync) await fh.sync();
     } finally {
       await fh.close();
     }

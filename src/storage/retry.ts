@@ -82,6 +82,9 @@ export class RetryStorage implements Storage {
   get supportsConditionalPut(): boolean {
     return this.inner.supportsConditionalPut;
   }
+  get consistentListing(): boolean {
+    return this.inner.consistentListing === true;
+  }
 
   get(name: string, range?: ByteRange): Promise<Buffer> {
     return withRetry(() => this.inner.get(name, range), this.opts);

@@ -357,3 +357,26 @@ describe('pack uploads', () => {
     await repo.close();
   });
 });
+
+describe('blob lookups', () => {
+  it('preloadBlobs answers hasBlob for indexed ids, and never says an unknown id is there', async () => {
+    const storage = await makeLocal();
+    const cacheDir = await makeTempDir();
+    const repo = await Repository.init(storage, 'pw', { kdf: testKdf(), cacheDir });
+    const a = (await repo.saveBlob('data', Buffer.from('blob a'))).id;
+    const b = (await repo.saveBlob('data', Buffer.from('blob b'))).id;
+    await repo.flush();
+    await repo.close();
+    const again = await Repository.open(storage, 'pw', { cacheDir });
+    const unknown = crypto.randomBytes(32);
+    expect(again.cache.hasMany([toHex(a), toHex(unknown), toHex(b), toHex(a)]).sort()).toEqual([toHex(a), toHex(b)].sort());
+    again.preloadBlobs([toHex(a), toHex(b), toHex(unknown)]);
+    for (let round = 0; round < 2; round++) {
+      // the second round asks the index itself: each preloaded answer is used once
+      expect(again.hasBlobHex(toHex(a))).toBe(true);
+      expect(again.hasBlob(b)).toBe(true);
+      expect(again.hasBlobHex(toHex(unknown))).toBe(false);
+    }
+    await again.close();
+  });
+});

@@ -30,10 +30,11 @@ describe('LocalStorage', () => {
     expect(await names(s, '')).toEqual(['index/aa']);
   });
 
-  it('lets exactly one of 8 concurrent conditional creators win', async () => {
+  // transient (locks): no fsyncs, the same atomic create
+  it.each([false, true])('lets exactly one of 8 concurrent conditional creators win (transient %s)', async (transient) => {
     const s = await makeLocal();
     const bodies = Array.from({ length: 8 }, (_, i) => Buffer.from(`creator ${i}`));
-    const results = await Promise.allSettled(bodies.map((b) => s.put('locks/exclusive', b, { ifNoneMatch: true })));
+    const results = await Promise.allSettled(bodies.map((b) => s.put('locks/exclusive', b, { ifNoneMatch: true, transient })));
     const winners = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
     expect(winners).toHaveLength(1);
     for (const r of results) {
