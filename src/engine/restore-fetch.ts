@@ -11,6 +11,7 @@ import { packName } from '../repo/repository.js';
 import { outputSize } from '../repo/blob.js';
 import type { SealPool } from '../repo/seal-pool.js';
 import { fromHexId } from '../util/hex.js';
+import type { WriteTarget } from '../util/pwrite.js';
 
 export interface BlobRef {
   id: string;
@@ -84,6 +85,23 @@ export interface FetchOptions {
   maxBytesInFlight: number;
   /** Where blobs are opened (workers, or inline for a pool of size 0). */
   pool: SealPool;
+  /**
+   * Writes blobs where they are opened (the pool's workers) instead of handing them to onBlob:
+   * no plaintext comes back to this thread. Blobs that fail to open still go the onBlob way
+   * (through the fallback).
+   */
+  writer?: BlobWriter;
+}
+
+/** Opened blobs written by the pool itself (FetchOptions.writer). */
+export interface BlobWriter {
+  /** Before a group is opened: each blob's targets (the files opened). Awaited. */
+  prepare(blobs: BlobRef[]): Promise<WriteTarget[][]>;
+  /**
+   * After: blob i was written to its targets (writeErrors[i][j]: null or why target j failed),
+   * unless openErrors[i] says it could not be opened — then it is retried through onBlob.
+   */
+  written(blobs: BlobRef[], openErrors: Array<string | null>, writeErrors: Array<Array<string | null>>): void;
 }
 
 /**
@@ -151,7 +169,11 @@ export async function fetchRanges(
   const lane = async (): Promise<void> => {
     while (next < ranges.length) {
       const r = ranges[next++]!;
-      const groups = decodeGroups(r.blobs, MAX_RANGE_RAW);
+      // a writer's blobs are opened and written one at a time where they are opened: the whole
+      // range goes at once (no copies), and only the largest blob's plaintext is held
+      const groups = opts.writer
+        ? [{ blobs: r.blobs, raw: Math.max(...r.blobs.map((b) => b.rawLength)) }]
+        : decodeGroups(r.blobs, MAX_RANGE_RAW);
       // the range's bytes and one group's plaintext at a time
       const cost = r.length + Math.max(...groups.map((g) => g.raw));
       await acquire(cost);
@@ -176,13 +198,22 @@ export async function fetchRanges(
           const whole = groups.length === 1;
           const start = whole ? r.offset : g.blobs[0]!.offset;
           const end = whole ? r.offset + r.length : Math.max(...g.blobs.map((b) => b.offset + b.length));
+          const writes = opts.writer ? await opts.writer.prepare(g.blobs) : null;
           const opened = await opts.pool.openRange(
             whole ? bytes : bytes.subarray(start - r.offset, end - r.offset),
             g.blobs.map((b) => ({ id: fromHexId(b.id), offset: b.offset - start, length: b.length, rawLength: b.rawLength })),
             name,
             whole && owned,
+            writes,
           );
           if (whole && owned) giveRead(opened.input);
+          if (opts.writer && opened.writeErrors) {
+            opts.writer.written(g.blobs, opened.errors, opened.writeErrors);
+            opened.release();
+            const failed = g.blobs.filter((_, i) => opened.errors[i] !== null);
+            for (const b of failed) await fallback(b);
+            continue;
+          }
           try {
             let pos = 0;
             const writes: Array<Promise<void>> = [];

@@ -40,6 +40,8 @@ import type {
 } from './seal-worker.js';
 import { NotRegularError, type NodeStat } from '../util/small-file.js';
 import { tuneMalloc } from '../native/index.js';
+import type { WriteTarget } from '../util/pwrite.js';
+import { openAndWriteBlobs } from './open-write.js';
 
 export interface SealKeys {
   encryption: Uint8Array;
@@ -81,8 +83,11 @@ export interface SealPoolOptions {
 
 /** Blobs of a range opened by {@link SealPool.openRange}. */
 export interface OpenedRange {
+  /** The plaintexts (empty when `writes` were given: they are in the files). */
   out: Buffer;
   errors: Array<string | null>;
+  /** With `writes`: per blob and target, null or why writing failed (blobs in `errors` are not written). */
+  writeErrors: Array<Array<string | null>> | null;
   release(): void;
   /** The input's memory, free again (handed back by the worker), or null. */
   input: ArrayBuffer | null;
@@ -425,17 +430,25 @@ export class SealPool {
    * be decoded into the same memory.
    */
   openRange(input: Buffer, blobs: Array<{ id: Buffer; offset: number; length: number; rawLength: number }>,
-            where: string, owned = false): Promise<OpenedRange> {
+            where: string, owned = false, writes: WriteTarget[][] | null = null): Promise<OpenedRange> {
     let rawTotal = 0;
     for (const b of blobs) rawTotal += b.rawLength;
-    const into = this.takeOutput(rawTotal);
-    const release = (out: ArrayBuffer) => () => this.giveOutput(out);
-    if (this.size === 0 || this.closed || this.failure) {
-      const out = into ?? new ArrayBuffer(outputSize(rawTotal));
+    const inline = this.size === 0 || this.closed || !!this.failure;
+    // with writes, a worker decodes into its own scratch: no output buffer travels
+    const into = writes !== null ? null : this.takeOutput(rawTotal);
+    const release = (out: ArrayBuffer | null) => () => {
+      if (out !== null) this.giveOutput(out);
+    };
+    if (inline) {
       try {
-        const errors = openBlobsInto(this.keys, input, blobs, Buffer.from(out), where);
         const back = owned && input.byteOffset === 0 && input.buffer instanceof ArrayBuffer ? input.buffer : null;
-        return Promise.resolve({ out: Buffer.from(out, 0, rawTotal), errors, release: release(out), input: back });
+        if (writes !== null) {
+          const r = openAndWriteBlobs(this.keys, input, blobs, writes, where);
+          return Promise.resolve({ out: Buffer.alloc(0), errors: r.errors, writeErrors: r.writeErrors, release: release(null), input: back });
+        }
+        const out = into ?? new ArrayBuffer(outputSize(rawTotal));
+        const errors = openBlobsInto(this.keys, input, blobs, Buffer.from(out), where);
+        return Promise.resolve({ out: Buffer.from(out, 0, rawTotal), errors, writeErrors: null, release: release(out), input: back });
       } catch (e) {
         return Promise.reject(e instanceof Error ? e : new Error(String(e)));
       }
@@ -450,13 +463,14 @@ export class SealPool {
     }
     const seq = this.seq++;
     const task: OpenTask = {
-      kind: 'open', seq, buf, len: input.length, rawTotal, into, where,
+      kind: 'open', seq, buf, len: input.length, rawTotal, into, where, writes,
       blobs: blobs.map((b) => ({ id: Uint8Array.from(b.id), offset: b.offset, length: b.length, rawLength: b.rawLength })),
     };
     return new Promise<OpenedRange>((resolve, reject) => {
       const done = (msg: Success) => {
         const m = msg as OpenDone;
-        resolve({ out: Buffer.from(m.out, 0, rawTotal), errors: m.errors, release: release(m.out), input: m.buf });
+        const out = m.out === null ? Buffer.alloc(0) : Buffer.from(m.out, 0, rawTotal);
+        resolve({ out, errors: m.errors, writeErrors: m.writeErrors, release: release(m.out), input: m.buf });
       };
       this.dispatch(task, into === null ? [buf] : [buf, into], { chunk: false, done, reject, bytes: input.length + rawTotal });
     });

@@ -20,6 +20,9 @@
  *                  into: a used output buffer to reuse, or null, where }
  *   ← OpenDone   { seq, out: ArrayBuffer (each blob's verified plaintext at the sum of the previous
  *                  blobs' raw lengths), errors: per blob null or a message, buf (handed back) }
+ *                With OpenTask.writes (restore: per blob, open fds and offsets) the worker writes
+ *                each opened blob into those files itself (util/pwrite.ts) and answers with
+ *                out: null and writeErrors (per blob and target, null or a message)
  *   → FileTask   { kind: 'file', seq, path (bytes), limit, spare }: read a small file whole here
  *                  (util/small-file.ts: stat before and after, read again if it changed) and seal
  *                  it as one blob — a file below the chunker's minimum size is exactly one chunk
@@ -34,6 +37,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { sealInto } from './aead.js';
 import { blobPayload, openBlobsInto, outputSize, type BlobType } from './blob.js';
 import { NotRegularError, nodeStat, readWholeInto, type NodeStat } from '../util/small-file.js';
+import type { WriteTarget } from '../util/pwrite.js';
+import { openAndWriteBlobs } from './open-write.js';
 
 export interface SealWorkerData {
   encryption: Uint8Array;
@@ -127,14 +132,24 @@ export interface OpenTask {
   into: ArrayBuffer | null;
   /** The pack's name, for error messages. */
   where: string;
+  /**
+   * Restore: where each blob goes (open descriptors of the files being restored, offsets);
+   * the worker writes them itself, into its own scratch output, and sends no plaintext back.
+   */
+  writes: WriteTarget[][] | null;
 }
 
 export interface OpenDone {
   kind: 'opened';
   seq: number;
-  /** Blob i's plaintext at the sum of the raw lengths before it (valid only where errors[i] is null). */
-  out: ArrayBuffer;
+  /**
+   * Blob i's plaintext at the sum of the raw lengths before it (valid only where errors[i] is
+   * null); null when the task gave `writes` (the worker wrote the blobs itself).
+   */
+  out: ArrayBuffer | null;
   errors: Array<string | null>;
+  /** With `writes`: per blob and target, null or why writing it failed. */
+  writeErrors: Array<Array<string | null>> | null;
   buf: ArrayBuffer;
 }
 
@@ -219,13 +234,20 @@ function ownBuffer(b: Uint8Array): ArrayBuffer {
 
 /** Runs an {@link OpenTask}: the message to post back and its transfer list. */
 function openRange(keys: { encryption: Uint8Array; blobId: Uint8Array }, task: OpenTask): [OpenDone, ArrayBuffer[]] {
+  if (task.writes !== null) {
+    // opened one blob at a time and written from here: no plaintext crosses threads
+    const r = openAndWriteBlobs(keys, Buffer.from(task.buf, 0, task.len), task.blobs, task.writes, task.where);
+    const done: OpenDone = { kind: 'opened', seq: task.seq, out: null, errors: r.errors, writeErrors: r.writeErrors, buf: task.buf };
+    return [done, [task.buf]];
+  }
   const out = task.into !== null && task.into.byteLength >= task.rawTotal && task.into !== task.buf
     ? task.into
     : new ArrayBuffer(outputSize(task.rawTotal));
   const errors = openBlobsInto(keys, Buffer.from(task.buf, 0, task.len), task.blobs, Buffer.from(out), task.where);
-  const done: OpenDone = { kind: 'opened', seq: task.seq, out, errors, buf: task.buf };
+  const done: OpenDone = { kind: 'opened', seq: task.seq, out, errors, writeErrors: null, buf: task.buf };
   return [done, out === task.buf ? [task.buf] : [out, task.buf]];
 }
+
 
 /** This thread's read buffer for small files (they are sealed out of it at once). */
 let fileScratch: Buffer | null = null;
