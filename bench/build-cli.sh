@@ -25,7 +25,7 @@ if [ -f "$ROOT/build/Release/lifeboat_native.node" ] && git -C "$ROOT" diff --qu
   mkdir -p "$OUT/build/Release"
   cp "$ROOT/build/Release/lifeboat_native.node" "$OUT/build/Release/"
 else
-  (cd "$OUT" && npx --no-install node-gyp rebuild >&2)
+  (cd "$OUT" && npm run --silent install >&2)
 fi
 (cd "$OUT" && npx --no-install tsc -p tsconfig.build.json >&2)
 echo "$SHA" > "$OUT/COMMIT"

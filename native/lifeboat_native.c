@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
@@ -331,6 +332,33 @@ static napi_value will_need(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value raise_nofile(napi_env env, napi_callback_info info) {
+  /* raiseNoFileLimit(max) -> the soft RLIMIT_NOFILE after raising it to the hard limit (at most
+     max), as Go programs do at start; the unchanged soft limit when it can't be raised. */
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int64_t cap;
+  if (argc < 1 || get_i64(env, argv[0], &cap)) {
+    napi_throw_type_error(env, NULL, "raiseNoFileLimit(max)");
+    return NULL;
+  }
+  struct rlimit rl;
+  double soft = -1;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    soft = rl.rlim_cur == RLIM_INFINITY ? (double)cap : (double)rl.rlim_cur;
+    rlim_t want = rl.rlim_max;
+    if (cap > 0 && (want == RLIM_INFINITY || want > (rlim_t)cap)) want = (rlim_t)cap;
+    if (rl.rlim_cur != RLIM_INFINITY && want > rl.rlim_cur) {
+      rl.rlim_cur = want;
+      if (setrlimit(RLIMIT_NOFILE, &rl) == 0) soft = (double)want;
+    }
+  }
+  napi_value result;
+  CHECK(napi_create_double(env, soft, &result));
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"utimesNs", NULL, utimes_ns, NULL, NULL, NULL, napi_default, NULL},
@@ -341,6 +369,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"devSplit", NULL, dev_split, NULL, NULL, NULL, napi_default, NULL},
     {"tuneMalloc", NULL, tune_malloc, NULL, NULL, NULL, napi_default, NULL},
     {"willNeed", NULL, will_need, NULL, NULL, NULL, napi_default, NULL},
+    {"raiseNoFileLimit", NULL, raise_nofile, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -95,6 +95,8 @@ export interface FetchOptions {
 
 /** Opened blobs written by the pool itself (FetchOptions.writer). */
 export interface BlobWriter {
+  /** Whether it takes this range (else its blobs go to onBlob): e.g. not too many files at once. */
+  accepts(blobs: BlobRef[]): boolean;
   /** Before a group is opened: each blob's targets (the files opened). Awaited. */
   prepare(blobs: BlobRef[]): Promise<WriteTarget[][]>;
   /**
@@ -171,7 +173,8 @@ export async function fetchRanges(
       const r = ranges[next++]!;
       // a writer's blobs are opened and written one at a time where they are opened: the whole
       // range goes at once (no copies), and only the largest blob's plaintext is held
-      const groups = opts.writer
+      const writer = opts.writer?.accepts(r.blobs) ? opts.writer : undefined;
+      const groups = writer
         ? [{ blobs: r.blobs, raw: Math.max(...r.blobs.map((b) => b.rawLength)) }]
         : decodeGroups(r.blobs, MAX_RANGE_RAW);
       // the range's bytes and one group's plaintext at a time
@@ -198,7 +201,7 @@ export async function fetchRanges(
           const whole = groups.length === 1;
           const start = whole ? r.offset : g.blobs[0]!.offset;
           const end = whole ? r.offset + r.length : Math.max(...g.blobs.map((b) => b.offset + b.length));
-          const writes = opts.writer ? await opts.writer.prepare(g.blobs) : null;
+          const writes = writer ? await writer.prepare(g.blobs) : null;
           const opened = await opts.pool.openRange(
             whole ? bytes : bytes.subarray(start - r.offset, end - r.offset),
             g.blobs.map((b) => ({ id: fromHexId(b.id), offset: b.offset - start, length: b.length, rawLength: b.rawLength })),
@@ -207,8 +210,8 @@ export async function fetchRanges(
             writes,
           );
           if (whole && owned) giveRead(opened.input);
-          if (opts.writer && opened.writeErrors) {
-            opts.writer.written(g.blobs, opened.errors, opened.writeErrors);
+          if (writer && opened.writeErrors) {
+            writer.written(g.blobs, opened.errors, opened.writeErrors);
             opened.release();
             const failed = g.blobs.filter((_, i) => opened.errors[i] !== null);
             for (const b of failed) await fallback(b);
@@ -216,14 +219,14 @@ export async function fetchRanges(
           }
           try {
             let pos = 0;
-            const writes: Array<Promise<void>> = [];
+            // one blob after another: the files a blob goes to are open only while it is written
+            // (a whole group at once once held a descriptor for every file of it)
             for (let i = 0; i < g.blobs.length; i++) {
               const b = g.blobs[i]!;
               const data = opened.out.subarray(pos, pos + b.rawLength);
               pos += b.rawLength;
-              writes.push(opened.errors[i] === null ? onBlob(b, data) : fallback(b));
+              await (opened.errors[i] === null ? onBlob(b, data) : fallback(b));
             }
-            await Promise.all(writes);
           } finally {
             opened.release();
           }

@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import type { Repository } from '../repo/repository.js';
 import { blobId } from '../repo/keys-derive.js';
 import { fromHexId, toHex } from '../util/hex.js';
-import { mknod, mkfifo } from '../native/index.js';
+import { mknod, mkfifo, raiseNoFileLimit } from '../native/index.js';
 import type { TreeNode } from './tree.js';
 import { TreeLoader, joinDisplay, printable, resolvePath, walkTree } from './tree-load.js';
 import { PathMatcher } from './path-match.js';
@@ -51,6 +51,8 @@ export interface RestoreOptions {
   concurrency?: number;
   /** Worker threads that open blobs (default: the cores for restores of 32 MiB or more, else 0 = inline). */
   workers?: number;
+  /** Most files open at once (default 8192, and always below the open-files limit). */
+  maxOpenFiles?: number;
   onProgress?: (p: RestoreProgress) => void;
   /** Each warning (metadata that could not be set, refused names, ...). */
   onWarning?: (message: string) => void;
@@ -98,7 +100,7 @@ interface Entry {
   remaining?: number;
   /** The temporary file exists (created by this restore). */
   created?: boolean;
-  /** Its creation ahead of the first write, in the thread pool (see precreate). */
+  /** Its creation ahead of the first write, in the thread pool (createAhead). */
   creating?: Promise<void>;
   /** finalize ran: renamed into place, or failed and removed. */
   finished?: boolean;
@@ -115,24 +117,14 @@ interface Entry {
 const SLASH = Buffer.from('/');
 const O_NEW = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 const O_EXISTING = fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW;
-/** Files kept open between their blobs, at most (beyond, a file is closed until its next blob). */
-const MAX_OPEN_FILES = 256;
+/** Most descriptors a restore keeps open (files being written), below RLIMIT_NOFILE. */
+const FD_BUDGET_MAX = 8192;
 /** Files created at once ahead of their first write (precreate); the thread pool has 4 threads. */
 const PRECREATE_LANES = 4;
 /** Below this many bytes to restore the blobs are opened in this thread (no worker start-up). */
 const POOL_MIN_BYTES = 32 * 1024 * 1024;
 /** Bytes of ranges read and their plaintext in flight, at most. */
 const MAX_BYTES_IN_FLIGHT = 32 * 1024 * 1024;
-
-/** Creates `p` empty (mode 0600, failing if it exists) and closes it; false on any error. */
-function createEmpty(p: Buffer): Promise<boolean> {
-  return new Promise((resolve) => {
-    fs.open(p, O_NEW, 0o600, (err, fd) => {
-      if (err) resolve(false);
-      else fs.close(fd, () => resolve(true));
-    });
-  });
-}
 
 function join(dir: Buffer, name: Buffer): Buffer {
   return Buffer.concat([dir, SLASH, name]);
@@ -331,9 +323,23 @@ export async function restore(repo: Repository, snapshotId: string, opts: Restor
   }
   const needed = [...blobs.values()].filter((b) => b.targets.length > 0);
 
-  // One file handle per file being written, opened (created) at its first blob and closed by
-  // finalize; files with blobs in several ranges close in between when too many are open.
+  // Descriptors of the files being restored: opened here (the files created ahead, in the thread
+  // pool), written through by the workers, closed by finalize — or in between, for a file whose
+  // blobs are spread out, when many are open. At most `fdBudget` at once; the soft RLIMIT_NOFILE is
+  // raised to the hard limit first, as Go programs (restic) do.
+  const fdBudget = Math.max(16, Math.min(opts.maxOpenFiles ?? FD_BUDGET_MAX, raiseNoFileLimit() - 256));
   let openHandles = 0;
+  let roomWaiters: Array<() => void> = [];
+  const wakeRoom = (): void => {
+    if (roomWaiters.length === 0) return;
+    const w = roomWaiters;
+    roomWaiters = [];
+    for (const r of w) r();
+  };
+  /** Waits until `n` more descriptors fit the budget (more than the budget: until none is open). */
+  const room = async (n: number, limit = fdBudget): Promise<void> => {
+    while (openHandles > 0 && openHandles + n > limit) await new Promise<void>((r) => roomWaiters.push(r));
+  };
   const handle = async (e: Entry): Promise<number> => {
     if (e.fd === undefined && e.creating) await e.creating;
     if (e.fd === undefined) {
@@ -348,15 +354,35 @@ export async function restore(repo: Repository, snapshotId: string, opts: Restor
     const fd = e.fd;
     e.fd = undefined;
     openHandles--;
+    wakeRoom();
     fs.closeSync(fd);
+  };
+  /**
+   * Creates the file (empty, O_EXCL) in the thread pool and closes it, unless that is done or
+   * under way: creating an inode costs ≈ 100 µs of kernel time (ext4), which on this thread was
+   * the largest part of its work; opening the file again later costs a few µs. An error is left
+   * for the real open to report.
+   */
+  const createAhead = (e: Entry): Promise<void> => {
+    if (e.created || e.fd !== undefined) return Promise.resolve();
+    e.creating ??= new Promise<void>((resolve) => {
+      fs.open(e.tmp!, O_NEW, 0o600, (err, fd) => {
+        if (err) return resolve();
+        e.created = true;
+        fs.close(fd, () => resolve());
+      });
+    });
+    return e.creating;
   };
   const finalize = async (e: Entry): Promise<void> => {
     if (e.creating) await e.creating;
     try {
       if (!e.failed) {
-        const fd = await handle(e);
-        // holes at the end of a sparse file were never written; everything else was
-        if (e.node.sparse) fs.ftruncateSync(fd, e.total!);
+        // an empty file is created here; holes at the end of a sparse file were never written
+        if (!e.created || e.node.sparse) {
+          const fd = await handle(e);
+          if (e.node.sparse) fs.ftruncateSync(fd, e.total!);
+        }
         closeHandle(e);
         applyMetadataSync(e.tmp!, e.node, e.path, meta);
         fs.renameSync(e.tmp!, e.dest);
@@ -381,12 +407,8 @@ export async function restore(repo: Repository, snapshotId: string, opts: Restor
     e.resolveDone!();
   };
   /**
-   * Creates the files (their temporary names) ahead of their first write, in the order the
-   * ranges will be fetched, a few at once in the thread pool. Creating an inode costs ≈ 100 µs of
-   * kernel time (ext4), and done by `handle` on this thread it was the largest part of the
-   * restore's calling thread, which must also dispatch every write. A file whose first write
-   * comes first is created by `handle` as before. Returns a function that stops it and waits for
-   * the creations under way.
+   * Creates the files ahead of their first write (createAhead), in the order the ranges will be
+   * fetched, a few at once. Returns a function that stops it and waits for those under way.
    */
   const precreate = (order: FetchRange[], targets: (b: BlobRef) => Entry[]): (() => Promise<void>) => {
     const queue: Entry[] = [];
@@ -406,11 +428,7 @@ export async function restore(repo: Repository, snapshotId: string, opts: Restor
     const lane = async (): Promise<void> => {
       while (!stopped && next < queue.length) {
         const e = queue[next++]!;
-        if (e.failed || e.created || e.fd !== undefined || e.creating) continue;
-        e.creating = createEmpty(e.tmp!).then((ok) => {
-          if (ok) e.created = true;
-        });
-        await e.creating;
+        if (!e.failed) await createAhead(e);
       }
     };
     const lanes = Promise.all(Array.from({ length: PRECREATE_LANES }, lane));
@@ -422,7 +440,7 @@ export async function restore(repo: Repository, snapshotId: string, opts: Restor
   const finishedOne = (e: Entry): void => {
     e.remaining!--;
     if (e.remaining === 0) void finalize(e);
-    else if (openHandles > MAX_OPEN_FILES && !e.writers) closeHandle(e);
+    else if (openHandles > (fdBudget >> 1) + (fdBudget >> 2) && !e.writers) closeHandle(e);
   };
 
   for (const e of work) if (e.remaining === 0) void finalize(e);
@@ -435,12 +453,28 @@ export async function restore(repo: Repository, snapshotId: string, opts: Restor
   // workers at normal priority: here the calling thread only reads and writes, the workers do
   // the CPU work (a niced worker starves when other processes keep the cores busy)
   const pool = await SealPool.create(repo.keys, { workers: opts.workers ?? (restoreBytes >= POOL_MIN_BYTES ? undefined : 0), workerNice: 0 });
-  // Blobs are written by the workers that open them, into files opened here: the plaintext never
-  // comes back to this thread (≈ 2 GB less crossing threads in the bench's restore, and as many
-  // fewer write callbacks here). `sent` remembers, per blob, which files it was given to.
+  // Blobs are written by the workers that open them, through descriptors opened here: the
+  // plaintext never comes back to this thread (≈ 2 GB less crossing threads in the bench's
+  // restore, and no write calls here). `sent` remembers, per blob, which files it was given to.
   const sent = new Map<string, Entry[]>();
   const writer: BlobWriter = {
+    // a range whose blobs go to more files than half the descriptor budget (tiny files, or one
+    // blob in thousands of files) is written here instead, file by file (onBlob)
+    accepts: (range) => {
+      const files = new Set<Entry>();
+      for (const b of range) {
+        for (const { e } of blobs.get(b.id)!.targets) {
+          files.add(e);
+          if (files.size > fdBudget >> 1) return false;
+        }
+      }
+      return true;
+    },
     prepare: async (group) => {
+      // every file of the group open before it goes, within the budget
+      const need = new Set<Entry>();
+      for (const b of group) for (const { e } of blobs.get(b.id)!.targets) if (!e.failed && e.fd === undefined) need.add(e);
+      await room(need.size);
       const all: WriteTarget[][] = [];
       for (const b of group) {
         const targets: WriteTarget[] = [];
@@ -448,7 +482,8 @@ export async function restore(repo: Repository, snapshotId: string, opts: Restor
         for (const { e, offset } of blobs.get(b.id)!.targets) {
           if (e.failed) continue;
           try {
-            const fd = await handle(e);
+            // closed meanwhile (many open, between two of its blobs): opened again here
+            const fd = e.fd ?? await handle(e);
             e.writers = (e.writers ?? 0) + 1;
             targets.push({ fd, offset, sparse: !!e.node.sparse });
             to.push(e);

@@ -19,6 +19,7 @@ interface Binding {
   devSplit(rdev: number): [number, number];
   tuneMalloc(mmapThreshold: number, arenaMax: number): boolean;
   willNeed(p: PathLike): boolean;
+  raiseNoFileLimit(max: number): number;
 }
 
 let binding: Binding | null = null;
@@ -141,5 +142,19 @@ export function willNeed(p: PathLike): boolean {
     return load().willNeed(p);
   } catch {
     return false;
+  }
+}
+
+/**
+ * Raises this process's soft limit on open files to its hard limit (at most `max`), as Go
+ * programs such as restic do at start, and returns the soft limit now in force (1024 when it
+ * can't be read: the usual default). For a restore that keeps many files open at once.
+ */
+export function raiseNoFileLimit(max = 1 << 20): number {
+  try {
+    const n = load().raiseNoFileLimit(max);
+    return n > 0 ? n : 1024;
+  } catch {
+    return 1024;
   }
 }

@@ -2,8 +2,9 @@
  * Restore's last step where blobs are opened: each blob of a range read is opened (decrypted,
  * decoded, verified against its id) into a scratch buffer and written at once into the files
  * that hold it (util/pwrite.ts). One blob at a time, so the scratch needs only the largest
- * blob's plaintext, whatever the range decodes to. Runs in the seal pool's workers (and inline
- * for a pool without workers).
+ * blob's plaintext, whatever the range decodes to. The descriptors are opened (and closed) by
+ * the restore in the calling thread. Runs in the seal pool's workers (and inline for a pool
+ * without workers).
  */
 import { openBlobsInto, outputSize } from './blob.js';
 import { writeBlobSync, type WriteTarget } from '../util/pwrite.js';

@@ -1,7 +1,8 @@
 /**
- * Positioned writes of restored bytes into already open files, synchronously: used by the seal
- * pool's workers, which write each opened blob into the files that hold it (restore), and by
- * an inline pool in the calling thread. A sparse file's all-zero 4 KiB blocks (aligned in the
+ * Positioned writes of restored bytes into files the restore opened, synchronously: used by the
+ * seal pool's workers, which write each opened blob into the files that hold it (restore; the
+ * descriptors are the process's, opened by the calling thread), by an inline pool, and by the
+ * restore's own fallback path in the calling thread. A sparse file's all-zero 4 KiB blocks (aligned in the
  * file) are skipped, leaving holes; the caller truncates the file to its size at the end.
  */
 import fs from 'node:fs';
@@ -14,6 +15,7 @@ export interface WriteTarget {
   /** Leave all-zero 4 KiB blocks as holes. */
   sparse: boolean;
 }
+
 
 const BLOCK = 4096;
 const ZERO_BLOCK = Buffer.alloc(BLOCK);

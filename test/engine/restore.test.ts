@@ -108,6 +108,39 @@ describe('restore (library)', () => {
     expect(fs.readFileSync(path.join(u, 'dup2')).equals(fs.readFileSync(path.join(u, 'dup1')))).toBe(true);
   });
 
+  it('with few descriptors allowed, ranges that reach many files are written file by file, exactly', async () => {
+    const r2 = await makeRepo();
+    try {
+      const same = Buffer.from('the same bytes in every copy\n');
+      const files = [];
+      // 40 files sharing one blob, and 30 of their own: both more than half of 16 descriptors
+      for (let i = 0; i < 40; i++) files.push(await fileNode(r2, `copy${i}`, same));
+      for (let i = 0; i < 30; i++) files.push(await fileNode(r2, `own${i}`, pseudoRandom(3000 + i, 100 + i)));
+      files.push(await fileNode(r2, 'big', pseudoRandom(3 << 20, 7)));
+      const id = await saveSnapshot(r2, [await dirNode(r2, 'many', files)], ['/many']);
+      for (const workers of [0, 2]) {
+        const target = tmpDir('lifeboat-restore-fds-');
+        const openFds = () => fs.readdirSync('/proc/self/fd').length;
+        const before = openFds();
+        let most = before;
+        const r = await restore(r2, id, { target, workers, maxOpenFiles: 16, onProgress: () => (most = Math.max(most, openFds())) });
+        expect(r.errors).toEqual([]);
+        // 16 files, plus the pack being read and the workers' own (a few)
+        expect(most - before).toBeLessThanOrEqual(16 + 8);
+        expect(r.filesRestored).toBe(71);
+        for (let i = 0; i < 40; i++) expect(fs.readFileSync(path.join(target, 'many', `copy${i}`)).equals(same)).toBe(true);
+        for (let i = 0; i < 30; i++) {
+          expect(fs.readFileSync(path.join(target, 'many', `own${i}`)).equals(pseudoRandom(3000 + i, 100 + i))).toBe(true);
+        }
+        expect(fs.readFileSync(path.join(target, 'many', 'big')).equals(pseudoRandom(3 << 20, 7))).toBe(true);
+        // no temporary file left behind
+        expect(fs.readdirSync(path.join(target, 'many')).filter((n) => !/^(copy|own)\d+$|^big$/.test(n))).toEqual([]);
+      }
+    } finally {
+      await r2.close();
+    }
+  });
+
   it('a damaged blob fails only the files that use it (inline and in workers)', async () => {
     const r2 = await makeRepo();
     try {
