@@ -192,6 +192,43 @@ export class S3Storage implements Storage {
     return `S3 ${this.endpoint}/${this.bucket}: object_lock is set but this bucket has no S3 Object Lock (or the store does not implement it): use a bucket created with Object Lock enabled, or remove object_lock`;
   }
 
+  /**
+   * A ranged GET whose body goes straight into `buf` (restore's reused read buffers): no
+   * collecting of the response's pieces into a fresh buffer the size of the range.
+   */
+  async getInto(name: string, offset: number, length: number, buf: Uint8Array): Promise<number> {
+    const range = { offset, length };
+    if (!isValidRange(range) || length > buf.length) {
+      throw new StorageError('invalid', `${this.location}: invalid range ${JSON.stringify(range)} for ${name}`, false);
+    }
+    if (range.length === 0) {
+      if ((await this.stat(name)) === null) throw this.notFound(name);
+      return 0;
+    }
+    let res;
+    try {
+      res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(name), Range: rangeHeader(range)! }));
+    } catch (e) {
+      if (s3ErrorInfo(e).status === 416) return 0; // range starts past the end
+      throw await this.fail(e, 'get', name);
+    }
+    const body = res.Body as Readable | undefined;
+    // a server that ignored the Range header sends the whole object: its bytes from 0
+    const start = res.ContentRange === undefined ? 0 : offset;
+    let n: number;
+    try {
+      n = await readInto(body, start, offset, buf.subarray(0, range.length));
+    } catch (e) {
+      body?.destroy();
+      throw new StorageError('transient', `${this.location}: reading ${name} failed: ${oneLine(e)}`, true, { cause: e });
+    }
+    const expected = res.ContentLength === undefined ? undefined : Math.min(range.length, res.ContentLength - (offset - start));
+    if (expected !== undefined && n !== expected) {
+      throw new StorageError('transient', `${this.location}: short read of ${name}: got ${n} of ${expected} bytes`, true);
+    }
+    return n;
+  }
+
   async get(name: string, range?: ByteRange): Promise<Buffer> {
     if (range !== undefined && !isValidRange(range)) {
       throw new StorageError('invalid', `${this.location}: invalid range ${JSON.stringify(range)} for ${name}`, false);
@@ -395,6 +432,27 @@ function rangeHeader(range?: ByteRange): string | undefined | null {
   if (range.length === undefined) return `bytes=${range.offset}-`;
   if (range.length === 0) return null;
   return `bytes=${range.offset}-${range.offset + range.length - 1}`;
+}
+
+/**
+ * Copies the bytes [from, from + buf.length) of a body that starts at byte `start` of the object
+ * into `buf`; returns how many of them came (the body may end first).
+ */
+async function readInto(body: Readable | undefined, start: number, from: number, buf: Uint8Array): Promise<number> {
+  if (body === undefined) return 0;
+  let pos = start;
+  let got = 0;
+  for await (const chunk of body) {
+    const c = chunk as Buffer;
+    const lo = Math.max(pos, from);
+    const hi = Math.min(pos + c.length, from + buf.length);
+    if (hi > lo) {
+      buf.set(c.subarray(lo - pos, hi - pos), lo - from);
+      got = Math.max(got, hi - from);
+    }
+    pos += c.length;
+  }
+  return got;
 }
 
 async function readAll(body: Readable | undefined): Promise<Buffer> {

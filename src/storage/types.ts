@@ -59,7 +59,7 @@ export interface Storage {
   /** Whole object or a byte range. Throws NotFoundError when absent. */
   get(name: string, range?: ByteRange): Promise<Buffer>;
   /**
-   * Optional (local files): reads up to `length` bytes at `offset` into `buf` from its start,
+   * Optional (local files, S3): reads up to `length` bytes at `offset` into `buf` from its start,
    * without allocating; returns the bytes read (fewer at the object's end). Lets a restore
    * reuse its read buffers.
    */

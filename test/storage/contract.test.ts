@@ -48,6 +48,23 @@ describe.each(backends)('Storage contract: $name', (backend) => {
     expect((await storageError(s.get('missing', { offset: 0, length: 0 }))).code).toBe('not-found');
   });
 
+  it('reads ranges into a caller\'s buffer (getInto), as a restore does', async () => {
+    const s = await backend.make();
+    if (!s.getInto) return; // optional; both backends here have it
+    const big = randomBytes(3 * MiB + 17);
+    await s.put('data/ab/pack', big);
+    const buf = Buffer.alloc(2 * MiB);
+    expect(await s.getInto('data/ab/pack', MiB + 5, MiB, buf)).toBe(MiB);
+    expect(buf.subarray(0, MiB).equals(big.subarray(MiB + 5, 2 * MiB + 5))).toBe(true);
+    // past the end: what there is
+    expect(await s.getInto('data/ab/pack', 3 * MiB, 1000, buf)).toBe(17);
+    expect(buf.subarray(0, 17).equals(big.subarray(3 * MiB))).toBe(true);
+    expect(await s.getInto('data/ab/pack', 4 * MiB, 10, buf)).toBe(0);
+    expect(await s.getInto('data/ab/pack', 0, 0, buf)).toBe(0);
+    expect((await storageError(s.getInto('data/ab/pack', 0, 3 * MiB, buf))).code).toBe('invalid');
+    expect((await storageError(s.getInto('data/ab/nope', 0, 10, buf))).code).toBe('not-found');
+  });
+
   it('lists by prefix across pages', async () => {
     const s = await backend.make({ pageSize: 7 });
     const want: string[] = [];
