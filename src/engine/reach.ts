@@ -19,6 +19,11 @@ export interface ReachHandlers {
   onContent(id: Buffer, path: () => string): boolean;
   /** A tree could not be loaded or decoded; the tree counts as damaged. */
   onTreeError(id: string, error: Error, path: string): void;
+  /**
+   * A tree's plaintext, verified against its id already (check --read-data has just read its
+   * pack), or undefined to load it from the repository.
+   */
+  knownTree?(id: string): Buffer | undefined;
 }
 
 const BAD = 1;
@@ -76,7 +81,8 @@ export class ReachWalker {
   private async visit(treeId: string, id: Buffer, path: string): Promise<boolean> {
     let tree: Tree;
     try {
-      tree = await this.gate.run(async () => decodeTree(await this.repo.loadBlob(id)));
+      const known = this.handlers.knownTree?.(treeId);
+      tree = known ? decodeTree(known) : await this.gate.run(async () => decodeTree(await this.repo.loadBlob(id)));
     } catch (e) {
       this.handlers.onTreeError(treeId, e instanceof Error ? e : new Error(String(e)), path);
       return true;
