@@ -177,15 +177,20 @@ static napi_value xattr_read(napi_env env, const char *p, const char *name) {
   return throw_errno(env, ERANGE, syscall, p);
 }
 
-static napi_value list_xattrs(napi_env env, napi_callback_info info) {
+/* The single path argument of a call, as a C string to free(); NULL with an exception pending. */
+static char *path_arg(napi_env env, napi_callback_info info, const char *usage) {
   size_t argc = 1;
   napi_value argv[1];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 1) {
-    napi_throw_type_error(env, NULL, "listXattrs(path)");
+    napi_throw_type_error(env, NULL, usage);
     return NULL;
   }
-  char *p = get_cstr(env, argv[0], "path");
+  return get_cstr(env, argv[0], "path");
+}
+
+static napi_value list_xattrs(napi_env env, napi_callback_info info) {
+  char *p = path_arg(env, info, "listXattrs(path)");
   if (!p) return NULL;
   napi_value result = xattr_read(env, p, NULL);
   free(p);
@@ -311,14 +316,7 @@ static napi_value tune_malloc(napi_env env, napi_callback_info info) {
 static napi_value will_need(napi_env env, napi_callback_info info) {
   /* willNeed(path): asks the kernel to start reading the whole file into the page cache
      (posix_fadvise WILLNEED) and returns at once; false when the file can't be opened. */
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) {
-    napi_throw_type_error(env, NULL, "willNeed(path)");
-    return NULL;
-  }
-  char *p = get_cstr(env, argv[0], "path");
+  char *p = path_arg(env, info, "willNeed(path)");
   if (!p) return NULL;
   int ok = 0;
   int fd = open(p, O_RDONLY | O_CLOEXEC);
