@@ -2,9 +2,10 @@
  * Fetching file contents for a restore: every needed blob is located once in the index, blobs
  * are grouped per pack and adjacent ones merged into one ranged GET, and ranges are fetched
  * several at a time. Each range's blobs are opened (decrypted, decompressed, id verified) in
- * the worker pool (SealPool.openRange) into one reused output buffer, then handed to every
- * place that uses them: reads, CPU work and writes of different ranges overlap, and the bytes
- * in flight (ranges read + their plaintext) are bounded.
+ * the worker pool (SealPool.openRange) and, with a `writer` (the restore), written into their
+ * files right there; otherwise they come back in one reused output buffer and are handed to
+ * every place that uses them. Reads, CPU work and writes of different ranges overlap, and the
+ * bytes in flight (ranges read + their plaintext) are bounded.
  */
 import type { Repository } from '../repo/repository.js';
 import { packName } from '../repo/repository.js';

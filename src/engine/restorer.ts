@@ -337,8 +337,8 @@ export async function restore(repo: Repository, snapshotId: string, opts: Restor
     for (const r of w) r();
   };
   /** Waits until `n` more descriptors fit the budget (more than the budget: until none is open). */
-  const room = async (n: number, limit = fdBudget): Promise<void> => {
-    while (openHandles > 0 && openHandles + n > limit) await new Promise<void>((r) => roomWaiters.push(r));
+  const room = async (n: number): Promise<void> => {
+    while (openHandles > 0 && openHandles + n > fdBudget) await new Promise<void>((r) => roomWaiters.push(r));
   };
   const handle = async (e: Entry): Promise<number> => {
     if (e.fd === undefined && e.creating) await e.creating;
