@@ -336,9 +336,22 @@ export async function restore(repo: Repository, snapshotId: string, opts: Restor
     roomWaiters = [];
     for (const r of w) r();
   };
-  /** Waits until `n` more descriptors fit the budget (more than the budget: until none is open). */
+  // files open but not being written, waiting for their next blob (oldest first): closed when
+  // the budget needs room, so that a wait for room only ever waits for writes under way
+  const idle = new Set<Entry>();
+  /**
+   * Makes room for `n` more descriptors: closes idle files, then waits for writes under way to
+   * finish (more than the budget: until none is open).
+   */
   const room = async (n: number): Promise<void> => {
-    while (openHandles > 0 && openHandles + n > fdBudget) await new Promise<void>((r) => roomWaiters.push(r));
+    for (;;) {
+      for (const e of idle) {
+        if (openHandles + n <= fdBudget) break;
+        closeHandle(e);
+      }
+      if (openHandles === 0 || openHandles + n <= fdBudget) return;
+      await new Promise<void>((r) => roomWaiters.push(r));
+    }
   };
   const handle = async (e: Entry): Promise<number> => {
     if (e.fd === undefined && e.creating) await e.creating;
@@ -353,6 +366,7 @@ export async function restore(repo: Repository, snapshotId: string, opts: Restor
     if (e.fd === undefined) return;
     const fd = e.fd;
     e.fd = undefined;
+    idle.delete(e);
     openHandles--;
     wakeRoom();
     fs.closeSync(fd);
@@ -440,7 +454,13 @@ export async function restore(repo: Repository, snapshotId: string, opts: Restor
   const finishedOne = (e: Entry): void => {
     e.remaining!--;
     if (e.remaining === 0) void finalize(e);
-    else if (openHandles > (fdBudget >> 1) + (fdBudget >> 2) && !e.writers) closeHandle(e);
+    else if (!e.writers && e.fd !== undefined) {
+      if (openHandles > (fdBudget >> 1) + (fdBudget >> 2)) closeHandle(e);
+      else {
+        idle.add(e);
+        wakeRoom();
+      }
+    }
   };
 
   for (const e of work) if (e.remaining === 0) void finalize(e);
@@ -473,7 +493,12 @@ export async function restore(repo: Repository, snapshotId: string, opts: Restor
     prepare: async (group) => {
       // every file of the group open before it goes, within the budget
       const need = new Set<Entry>();
-      for (const b of group) for (const { e } of blobs.get(b.id)!.targets) if (!e.failed && e.fd === undefined) need.add(e);
+      for (const b of group) {
+        for (const { e } of blobs.get(b.id)!.targets) {
+          idle.delete(e); // needed now: not to be closed to make room
+          if (!e.failed && e.fd === undefined) need.add(e);
+        }
+      }
       await room(need.size);
       const all: WriteTarget[][] = [];
       for (const b of group) {
@@ -481,13 +506,16 @@ export async function restore(repo: Repository, snapshotId: string, opts: Restor
         const to: Entry[] = [];
         for (const { e, offset } of blobs.get(b.id)!.targets) {
           if (e.failed) continue;
+          // a file being written is never closed under its writer (room closes idle files only)
+          e.writers = (e.writers ?? 0) + 1;
+          idle.delete(e);
           try {
-            // closed meanwhile (many open, between two of its blobs): opened again here
+            // closed meanwhile (to make room, between two of its blobs): opened again here
             const fd = e.fd ?? await handle(e);
-            e.writers = (e.writers ?? 0) + 1;
             targets.push({ fd, offset, sparse: !!e.node.sparse });
             to.push(e);
           } catch (err) {
+            e.writers--;
             fail(e, `${e.path}: ${fsErrorText(err)}`);
           }
         }
@@ -528,6 +556,7 @@ export async function restore(repo: Repository, snapshotId: string, opts: Restor
         for (const { e, offset } of ref.targets) {
           if (!e.failed) {
             e.writers = (e.writers ?? 0) + 1;
+            idle.delete(e);
             try {
               writeTargetSync({ fd: await handle(e), offset, sparse: !!e.node.sparse }, data);
               progress.bytesDone += data.length;

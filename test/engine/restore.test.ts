@@ -10,6 +10,7 @@ import { blobId } from '../../src/repo/keys-derive.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import { pseudoRandom, tmpDir } from '../helpers/repo.js';
 import { T0, dirNode, fileNode, makeRepo, node, saveSnapshot } from './restore-fixtures.js';
+import { toHex } from '../../src/util/hex.js';
 
 const isRoot = process.getuid?.() === 0;
 let repo: Repository;
@@ -140,6 +141,43 @@ describe('restore (library)', () => {
       await r2.close();
     }
   });
+
+  it('files waiting for their next blob are closed to make room: no wait for a descriptor that never comes', async () => {
+    const r2 = await makeRepo();
+    try {
+      // three packs of 40 blobs of 400 KB (two ranges of 20 blobs each); ranges are read in the
+      // packs' id order, so the packs get their roles once their ids are known: 40 files with a
+      // blob in the first and one in the last pack, and 40 one-blob files in the middle one.
+      // Read one range at a time with 48 descriptors allowed, 36 of the 40 stay open between
+      // their blobs, and each middle range needs 20 more.
+      const data = (k: number, i: number) => pseudoRandom(400_000, 1000 * k + i);
+      const packOf = new Map<string, number>();
+      const ids: string[][] = [];
+      for (let k = 0; k < 3; k++) {
+        ids.push([]);
+        for (let i = 0; i < 40; i++) ids[k]!.push(toHex((await r2.saveBlob('data', data(k, i))).id));
+        await r2.flush();
+        packOf.set(r2.cache.lookup(Buffer.from(ids[k]![0]!, 'hex'))[0]!.packId, k);
+      }
+      const [a, mid, z] = [...packOf.keys()].sort().map((p) => packOf.get(p)!) as [number, number, number];
+      const nodes = [];
+      for (let i = 0; i < 40; i++) {
+        nodes.push(node(`f${i}`, 'file', { content: [ids[a]![i]!, ids[z]![i]!], size: 800_000 }));
+        nodes.push(node(`g${i}`, 'file', { content: [ids[mid]![i]!], size: 400_000 }));
+      }
+      const id = await saveSnapshot(r2, [await dirNode(r2, 'spread', nodes)], ['/spread']);
+      const target = tmpDir('lifeboat-restore-room-');
+      const r = await restore(r2, id, { target, workers: 2, maxOpenFiles: 48, concurrency: 1 });
+      expect(r.errors).toEqual([]);
+      expect(r.filesRestored).toBe(80);
+      for (let i = 0; i < 40; i++) {
+        expect(fs.readFileSync(path.join(target, 'spread', `f${i}`)).equals(Buffer.concat([data(a, i), data(z, i)]))).toBe(true);
+        expect(fs.readFileSync(path.join(target, 'spread', `g${i}`)).equals(data(mid, i))).toBe(true);
+      }
+    } finally {
+      await r2.close();
+    }
+  }, 60_000);
 
   it('a damaged blob fails only the files that use it (inline and in workers)', async () => {
     const r2 = await makeRepo();
