@@ -26,14 +26,16 @@ export function startAgent(config: string, env: Record<string, string> = {}): Ag
   return { child, log: () => out, exited };
 }
 
-/** Polls `check` until it returns a value (not undefined), or throws after timeoutMs with `what` and the agent's log. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 90_000, agent?: AgentProc): Promise<T> {
+/** Polls `check` (every intervalMs) until it returns a value (not undefined), or throws after timeoutMs with `what` and the agent's log. */
+export async function waitFor<T>(
+  what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 90_000, agent?: AgentProc, intervalMs = 400,
+): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const v = await check();
     if (v !== undefined && v !== false) return v;
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}${agent ? `\n--- agent log ---\n${agent.log()}` : ''}`);
-    await new Promise((r) => setTimeout(r, 400));
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
 

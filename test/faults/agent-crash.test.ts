@@ -196,10 +196,13 @@ databases:
       grow(src, `p${i}`);
       const before = Object.fromEntries(JOBS.map((j) => [j, runsOf(state, j).length]));
       for (const j of JOBS) await runNow(config, j);
-      // the aimed-at job's process exists (its run is recorded as running), then a random moment of its run
+      // the aimed-at job has started (its process exists, or its run is recorded: a small backup
+      // can start and finish between two polls), then a random moment of its run
       const aim = JOBS[i % JOBS.length]!;
       const word = aim === 'files' ? /\bbackup\b/ : /\bdump\b/;
-      await waitFor(`the ${aim} process`, () => (descendants(agent.pid).some((p) => word.test(cmdline(p))) ? true : undefined), 30_000);
+      const started = () => descendants(agent.pid).some((p) => word.test(cmdline(p))) || runsOf(state, aim).length > before[aim]!;
+      // polled often, so that the kill's moment is measured from the job's start
+      await waitFor(`the ${aim} run`, () => (started() ? true : undefined), 30_000, undefined, 20);
       await new Promise((r) => setTimeout(r, Math.floor(random() * took[aim]!)));
       const family = [agent.pid, ...descendants(agent.pid)];
       const names = family.map((p) => cmdline(p).split(' ').filter((w) => /^(backup|dump|pg_dump)$/.test(w) || w.endsWith('pg_dump')).join(' ')).filter(Boolean);
