@@ -189,6 +189,21 @@ static char *path_arg(napi_env env, napi_callback_info info, const char *usage) 
   return get_cstr(env, argv[0], "path");
 }
 
+/* The single integer argument of a call into *out: 0, or -1 with an exception pending. */
+static int i64_arg(napi_env env, napi_callback_info info, const char *usage, int64_t *out) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    napi_throw_error(env, NULL, "lifeboat_native: N-API call failed");
+    return -1;
+  }
+  if (argc < 1 || get_i64(env, argv[0], out)) {
+    napi_throw_type_error(env, NULL, usage);
+    return -1;
+  }
+  return 0;
+}
+
 static napi_value list_xattrs(napi_env env, napi_callback_info info) {
   char *p = path_arg(env, info, "listXattrs(path)");
   if (!p) return NULL;
@@ -272,14 +287,8 @@ static napi_value do_mknod(napi_env env, napi_callback_info info) {
 
 static napi_value dev_split(napi_env env, napi_callback_info info) {
   /* devSplit(rdev) -> [major, minor] with glibc's encoding */
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int64_t rdev;
-  if (argc < 1 || get_i64(env, argv[0], &rdev)) {
-    napi_throw_type_error(env, NULL, "devSplit(rdev)");
-    return NULL;
-  }
+  if (i64_arg(env, info, "devSplit(rdev)", &rdev)) return NULL;
   napi_value arr, a, b;
   CHECK(napi_create_array_with_length(env, 2, &arr));
   CHECK(napi_create_uint32(env, major((dev_t)rdev), &a));
@@ -333,14 +342,8 @@ static napi_value will_need(napi_env env, napi_callback_info info) {
 static napi_value raise_nofile(napi_env env, napi_callback_info info) {
   /* raiseNoFileLimit(max) -> the soft RLIMIT_NOFILE after raising it to the hard limit (at most
      max), as Go programs do at start; the unchanged soft limit when it can't be raised. */
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int64_t cap;
-  if (argc < 1 || get_i64(env, argv[0], &cap)) {
-    napi_throw_type_error(env, NULL, "raiseNoFileLimit(max)");
-    return NULL;
-  }
+  if (i64_arg(env, info, "raiseNoFileLimit(max)", &cap)) return NULL;
   struct rlimit rl;
   double soft = -1;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {

@@ -398,13 +398,17 @@ export class Repository {
 
   /** True if the repository (or this session's unwritten packs) already holds the blob. */
   hasBlob(id: Buffer): boolean {
-    const hex = toHex(id);
-    return this.pending.has(hex) || this.knownBlobs.delete(hex) || this.cache.has(id);
+    return this.knownInMemory(toHex(id)) || this.cache.has(id);
   }
 
   /** {@link hasBlob} for an id in hex. */
   hasBlobHex(hex: string): boolean {
-    return this.pending.has(hex) || this.knownBlobs.delete(hex) || this.cache.has(Buffer.from(hex, 'hex'));
+    return this.knownInMemory(hex) || this.cache.has(Buffer.from(hex, 'hex'));
+  }
+
+  /** Stored by this session, or preloaded (each preloaded answer is used once). */
+  private knownInMemory(hex: string): boolean {
+    return this.pending.has(hex) || this.knownBlobs.delete(hex);
   }
 
   /**

@@ -120,6 +120,12 @@ const MAX_FREE_SEALED = 32;
 /** …and at most this many bytes of them. */
 const MAX_FREE_SEALED_BYTES = 8 * MiB;
 
+function totalBytes(bufs: readonly ArrayBuffer[]): number {
+  let n = 0;
+  for (const b of bufs) n += b.byteLength;
+  return n;
+}
+
 type WorkerMessage = SealDone | SealFailed | PackDone | OpenDone | FileDone | FileFailed;
 type Success = SealDone | PackDone | OpenDone | FileDone;
 
@@ -585,15 +591,9 @@ export class SealPool {
   private giveBuffer(buf: ArrayBuffer): void {
     if (buf.byteLength === 0) return;
     if (this.free.length < Math.min(MAX_FREE_BUFFERS, this.maxInFlight) &&
-        this.freeBytes() + buf.byteLength <= this.maxInFlightBytes) {
+        totalBytes(this.free) + buf.byteLength <= this.maxInFlightBytes) {
       this.free.push(buf);
     }
-  }
-
-  private freeBytes(): number {
-    let n = 0;
-    for (const b of this.free) n += b.byteLength;
-    return n;
   }
 
   private settle(pw: PoolWorker, msg: WorkerMessage): void {
@@ -604,8 +604,7 @@ export class SealPool {
     // a chunk's transfer buffer comes back for reuse; a range read for restore is dropped
     if ((msg.kind === 'done' || msg.kind === 'failed') && p.chunk && msg.buf !== null) this.giveBuffer(msg.buf);
     if (msg.kind === 'packed' && !this.closed) {
-      let held = 0;
-      for (const b of this.freeSealed) held += b.byteLength;
+      let held = totalBytes(this.freeSealed);
       for (const b of msg.recycled) {
         if (this.freeSealed.length >= MAX_FREE_SEALED || held + b.byteLength > MAX_FREE_SEALED_BYTES) break;
         this.freeSealed.push(b);
