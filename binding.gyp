@@ -2,9 +2,10 @@
   "targets": [
     {
       "target_name": "lifeboat_native",
-      "sources": ["native/lifeboat_native.c"],
+      "sources": ["native/lifeboat_native.c", "native/kdf.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
-      "defines": ["NAPI_VERSION=8"]
+      "defines": ["NAPI_VERSION=8"],
+      "libraries": ["-ldl"]
     }
   ]
 }

@@ -5,6 +5,7 @@
  *   getXattr(path, name) -> Buffer                            lgetxattr
  *   setXattr(path, name, value)                               lsetxattr
  *   mknod(path, mode, rdevMajor, rdevMinor)                   mknod (FIFOs, devices)
+ *   argon2idAvailable(), argon2id(...)                        libsodium's Argon2id (kdf.c)
  * Paths are Buffers (raw bytes, NUL-terminated here) or strings. Errors are thrown as Error
  * objects with code (e.g. "ENOENT"), errno and syscall, like Node's own fs errors.
  */
@@ -25,6 +26,7 @@
 #include <malloc.h>
 #endif
 #include <node_api.h>
+#include "kdf.h"
 
 #define CHECK(call)                                                     \
   do {                                                                  \
@@ -371,6 +373,8 @@ static napi_value init(napi_env env, napi_value exports) {
     {"tuneMalloc", NULL, tune_malloc, NULL, NULL, NULL, napi_default, NULL},
     {"willNeed", NULL, will_need, NULL, NULL, NULL, napi_default, NULL},
     {"raiseNoFileLimit", NULL, raise_nofile, NULL, NULL, NULL, napi_default, NULL},
+    {"argon2idAvailable", NULL, kdf_argon2id_available, NULL, NULL, NULL, napi_default, NULL},
+    {"argon2id", NULL, kdf_argon2id, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

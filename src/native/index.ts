@@ -20,6 +20,8 @@ interface Binding {
   tuneMalloc(mmapThreshold: number, arenaMax: number): boolean;
   willNeed(p: PathLike): boolean;
   raiseNoFileLimit(max: number): number;
+  argon2idAvailable(): boolean;
+  argon2id(password: Buffer, salt: Buffer, opslimit: number, memlimit: number, keyBytes: number): Promise<Buffer>;
 }
 
 let binding: Binding | null = null;
@@ -157,4 +159,20 @@ export function raiseNoFileLimit(max = 1 << 20): number {
   } catch {
     return 1024;
   }
+}
+
+/**
+ * Argon2id v1.3 (crypto_pwhash, ALG_ARGON2ID13) through the system's libsodium, derived in libuv's
+ * thread pool: the same function as libsodium-wrappers-sumo's WASM build, about 2.5× faster.
+ * null when the native helper or a libsodium to load (Debian: libsodium23) is missing.
+ */
+export function nativeArgon2id(password: Buffer, salt: Uint8Array, opslimit: number, memlimit: number, keyBytes: number): Promise<Buffer> | null {
+  let b: Binding;
+  try {
+    b = load();
+    if (!b.argon2idAvailable()) return null;
+  } catch {
+    return null;
+  }
+  return b.argon2id(password, Buffer.from(salt), opslimit, memlimit, keyBytes);
 }

@@ -7,6 +7,7 @@ import {
   validateKdfParams,
 } from '../../src/repo/kdf.js';
 import { getSodium } from '../../src/repo/sodium.js';
+import { nativeArgon2id } from '../../src/native/index.js';
 
 const SALT = Buffer.from(Array.from({ length: 16 }, (_, i) => i));
 const SMALL = { opslimit: 2, memlimit: 8 * 1024 * 1024, salt: SALT };
@@ -73,5 +74,36 @@ describe('kdf: Argon2id password hashing', () => {
     expect(Buffer.from(a.salt).equals(Buffer.from(b.salt))).toBe(false);
     const key = await deriveKeyFromPassword('a real password', a);
     expect(key.length).toBe(32);
+  });
+
+  it('the system libsodium (native helper) and the WASM build derive the same keys', async () => {
+    // this machine has libsodium23: the native path must be the one taken, not silently skipped
+    const probe = nativeArgon2id(Buffer.from('x'), SALT, 1, 8192, 32);
+    expect(probe).not.toBeNull();
+    await probe;
+    const sodium = await getSodium();
+    const cases: [string, number, number, Buffer][] = [
+      ['correct horse battery staple', 2, 8 * 1024 * 1024, SALT],
+      ['pässwörd \u{1F512}', 1, 8192, Buffer.alloc(16, 0xff)],
+      ['x'.repeat(1000), 3, 9 * 1024 * 1024 + 1024, Buffer.alloc(16, 7)],
+    ];
+    for (const [pw, ops, mem, salt] of cases) {
+      const native = await nativeArgon2id(Buffer.from(pw, 'utf8'), salt, ops, mem, 32)!;
+      const wasm = Buffer.from(sodium.crypto_pwhash(32, Buffer.from(pw, 'utf8'), salt, ops, mem, sodium.crypto_pwhash_ALG_ARGON2ID13));
+      expect(native.toString('hex'), `${ops}/${mem}`).toBe(wasm.toString('hex'));
+    }
+    // and deriveKeyFromPassword gives the pinned key on both paths
+    const prev = process.env.LIFEBOAT_NATIVE_KDF;
+    try {
+      for (const v of ['0', '1']) {
+        process.env.LIFEBOAT_NATIVE_KDF = v;
+        expect((await deriveKeyFromPassword('correct horse battery staple', SMALL)).toString('hex'), v).toBe(
+          'a891dd91a3d123add6ea78ceedcc94a7f1dc1e4ca480e57e6f240a113662ea2f',
+        );
+      }
+    } finally {
+      if (prev === undefined) delete process.env.LIFEBOAT_NATIVE_KDF;
+      else process.env.LIFEBOAT_NATIVE_KDF = prev;
+    }
   });
 });
