@@ -234,35 +234,37 @@ export async function restore(repo: Repository, snapshotId: string, opts: Restor
   // content locations
   const blobs = new Map<string, BlobRef & { targets: Array<{ e: Entry; offset: number }> }>();
   const files = plan.filter((e) => e.kind === 'file');
-  for (const e of files) {
-    let offset = 0;
-    const content = e.node.content ?? [];
-    const places: Array<{ ref: BlobRef; offset: number }> = [];
-    let missing: string | null = null;
-    for (const id of content) {
-      let ref = blobs.get(id);
-      if (!ref) {
-        const loc = repo.cache.lookup(fromHexId(id))[0];
-        if (!loc) {
-          missing = id;
-          break;
+  repo.cache.reading(() => {
+    for (const e of files) {
+      let offset = 0;
+      const content = e.node.content ?? [];
+      const places: Array<{ ref: BlobRef; offset: number }> = [];
+      let missing: string | null = null;
+      for (const id of content) {
+        let ref = blobs.get(id);
+        if (!ref) {
+          const loc = repo.cache.lookup(fromHexId(id))[0];
+          if (!loc) {
+            missing = id;
+            break;
+          }
+          ref = { id, packId: loc.packId, offset: loc.offset, length: loc.length, rawLength: loc.rawLength, targets: [] };
+          blobs.set(id, ref);
         }
-        ref = { id, packId: loc.packId, offset: loc.offset, length: loc.length, rawLength: loc.rawLength, targets: [] };
-        blobs.set(id, ref);
+        places.push({ ref, offset });
+        offset += ref.rawLength;
       }
-      places.push({ ref, offset });
-      offset += ref.rawLength;
+      e.total = offset;
+      result.filesTotal++;
+      result.bytesTotal += offset;
+      if (missing) {
+        fail(e, `${e.path}: blob ${missing} is not in the index`);
+        continue;
+      }
+      e.remaining = places.length;
+      e.places = places;
     }
-    e.total = offset;
-    result.filesTotal++;
-    result.bytesTotal += offset;
-    if (missing) {
-      fail(e, `${e.path}: blob ${missing} is not in the index`);
-      continue;
-    }
-    e.remaining = places.length;
-    e.places = places;
-  }
+  });
   result.filesTotal += plan.filter((e) => e.kind === 'hardlink').length;
 
   if (opts.dryRun) {
