@@ -229,5 +229,5 @@ export function kdfFromOptions(o: KdfCliOptions): KdfParams {
 export function addKdfOptions(cmd: Command): Command {
   return cmd
     .option('--kdf-memory <MiB>', 'Argon2id memory for the new key file (default 64)')
-    .option('--kdf-iterations <N>', 'Argon2id passes over --kdf-memory for the new key file (default 3, RFC 9106; ≈ 0.17 s here)');
+    .option('--kdf-iterations <N>', 'Argon2id passes over --kdf-memory for the new key file (default 3, RFC 9106; ≈ 0.09 s here with the system libsodium)');
 }

@@ -1,7 +1,7 @@
 /**
- * Start-up latency: the Argon2id key derivation (≈ 0.17 s with the default 3 passes, more for
- * older key files; one core) is started before the CLI loads its modules (≈ 0.3–0.5 s on the
- * other core), when the repository and the password can be
+ * Start-up latency: the Argon2id key derivation (≈ 0.09 s with the default 3 passes and the
+ * system's libsodium, 0.17 s in WASM, more for older key files; one core) is started before the
+ * CLI loads its modules (≈ 0.3–0.5 s on the other core), when the repository and the password can be
  * known cheaply — a local repository from --repo/-r or LIFEBOAT_REPOSITORY, the password from
  * --password-file/-p, LIFEBOAT_PASSWORD_FILE or LIFEBOAT_PASSWORD. It reads the repository's
  * first key file (in the order unlocking tries them) and calls prefetchKey; the real open

@@ -25,8 +25,9 @@ export const MEMLIMIT_MAX = 1024 * 1024 * 1024;
 /**
  * Defaults for new key files: RFC 9106's second recommended setting (§4, for when 2 GiB is too
  * much memory): Argon2id, t = 3 passes over m = 64 MiB — a small VM can spare 64 MiB, and every
- * lifeboat command pays one derivation (≈ 0.17 s here; 8 passes, the earlier default, cost
- * ≈ 0.5 s on every command for a margin the RFC does not ask for). libsodium runs one lane
+ * lifeboat command pays one derivation (≈ 0.09 s here with the system's libsodium, 0.17 s in
+ * WASM; 8 passes, the earlier default, cost ≈ 0.5 s in WASM on every command for a margin the
+ * RFC does not ask for). libsodium runs one lane
  * (p = 1; the RFC's p = 4 only spreads the same work over threads). Users who want more pass
  * `init --kdf-iterations N` (or `key add`). Measured on this project's 2-vCPU EPYC Zen 4 VM
  * (Node 20.20, libsodium-wrappers-sumo 0.8.4, WASM), 5 runs each at memlimit 64 MiB
