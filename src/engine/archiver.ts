@@ -36,6 +36,7 @@ import { filterSnapshots } from './snapshot-select.js';
 import { errorReason, joinPath, lstat, lstatSync, nodeFromStat, nodeType, pathText, readdirRaw, readlinkRaw, unchangedSince } from './walk.js';
 import { readFile, SYNC_READ_MAX, type ContentSink, type ReadResult, type SinkResult } from './file-reader.js';
 import { SmallFiles, WORKER_READ_MAX } from './small-files.js';
+import { ReadAhead, readAheadWorthy } from './read-ahead.js';
 import { readXattrs } from './xattrs.js';
 
 export interface BackupOptions {
@@ -391,13 +392,19 @@ export class Archiver {
       }
     }
     const nodes: TreeNode[] = [];
+    const ahead = this.opts.dryRun ? null : new ReadAhead(stats.flatMap((e, at) => {
+      const old = parentTree?.get(e.name.toString('latin1'));
+      const unchanged = !this.opts.force && old !== undefined && unchangedSince(old, e.st);
+      return readAheadWorthy(e.st, unchanged, SYNC_READ_MAX) && !this.excluder.tooLarge(Number(e.st.size)) ? [{ at, p: e.p }] : [];
+    }));
     // files and (while dir slots are free) subdirectories run concurrently; the tree's node
     // order doesn't matter (encodeTree sorts)
     const tasks: Array<Promise<TreeNode | null>> = [];
-    for (const e of stats) {
+    for (const [at, e] of stats.entries()) {
       const old = parentTree?.get(e.name.toString('latin1'));
       if (e.st.isFile()) {
         if (this.excluder.tooLarge(Number(e.st.size))) continue;
+        ahead?.advance(at);
         this.progress.filesSeen++;
         this.progress.bytesSeen += Number(e.st.size);
         await this.slots.acquire();

@@ -19,6 +19,7 @@ interface Binding {
   devSplit(rdev: number): [number, number];
   tuneMalloc(mmapThreshold: number, arenaMax: number): boolean;
   willNeed(p: PathLike): boolean;
+  willNeedMany(paths: PathLike[]): Promise<number>;
   raiseNoFileLimit(max: number): number;
   argon2idAvailable(): boolean;
   argon2id(password: Buffer, salt: Buffer, opslimit: number, memlimit: number, keyBytes: number): Promise<Buffer>;
@@ -144,6 +145,18 @@ export function willNeed(p: PathLike): boolean {
     return load().willNeed(p);
   } catch {
     return false;
+  }
+}
+
+/**
+ * willNeed for each path, in libuv's thread pool: resolves with how many files were advised (0
+ * without the native helper). Paths that can't be opened, and symlinks, are skipped.
+ */
+export function willNeedMany(paths: PathLike[]): Promise<number> {
+  try {
+    return load().willNeedMany(paths);
+  } catch {
+    return Promise.resolve(0);
   }
 }
 
