@@ -108,14 +108,28 @@ export class CliContext {
     try {
       // The signal handler goes in before the lock is written: a SIGTERM that lands while the lock
       // file is being created still releases it instead of leaving it behind.
+      // A shared lock on S3 goes ahead while its second listing (200 ms after writing it) is under
+      // way: the command may read meanwhile, but writes wait for it (holdWritesUntil), and a
+      // conflict it finds is what the command reports, whatever else went wrong.
       const acquiring = lock
-        ? repo.lock({ exclusive: lock === 'exclusive', retryMs: this.retryLockMs(), onStaleRemoved: (m) => this.out.warn(m) })
+        ? repo.lock({
+          exclusive: lock === 'exclusive', retryMs: this.retryLockMs(), deferCheck: true, onStaleRemoved: (m) => this.out.warn(m),
+        })
         : Promise.resolve(null);
       const unhook = releaseOnSignal(repo, acquiring, lock === 'shared');
       let held: RepoLock | null = null;
       try {
         held = await acquiring;
-        return await fn(repo);
+        if (held) repo.holdWritesUntil(held.confirmed);
+        let result: T;
+        try {
+          result = await fn(repo);
+        } catch (e) {
+          await held?.confirmed;
+          throw e;
+        }
+        await held?.confirmed;
+        return result;
       } finally {
         await held?.release();
         unhook();

@@ -28,6 +28,14 @@ export interface LockOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Told about each stale lock removed on the way (a dead process's, or one not refreshed in time). */
   onStaleRemoved?: (description: string) => void;
+  /**
+   * A shared lock on a store whose listings may lag (S3): return as soon as the lock is written
+   * and make the second listing, 200 ms later, in the background — {@link RepoLock.confirmed}
+   * settles with it. The caller must not write to the repository before it has resolved
+   * (Repository.holdWritesUntil) and must report its rejection (the conflict) before anything
+   * else. Ignored for exclusive locks and with `retryMs`.
+   */
+  deferCheck?: boolean;
 }
 
 const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -77,6 +85,12 @@ export class RepoLock {
   private timer: NodeJS.Timeout | null = null;
   private released = false;
   private releasing: Promise<void> | undefined;
+  /**
+   * Resolves once no conflicting lock showed up in the listing after this one was written; rejects
+   * with a LockConflictError (the lock removed again) when one did. Resolved from the start unless
+   * the check was deferred (LockOptions.deferCheck).
+   */
+  confirmed: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly storage: Storage,
@@ -161,14 +175,42 @@ export class RepoLock {
         return 'a stale exclusive lock was just removed; retry';
       }
     }
-    if (!storage.consistentListing) await sleep(LIST_AFTER_WRITE_WAIT_MS);
-    const after = conflicts(await listLocks(storage, key), name).filter((l) => !(marker && l.name === EXCLUSIVE_MARKER));
-    if (after.length > 0) {
+    const check = async (): Promise<string | null> => {
+      if (!storage.consistentListing) await sleep(LIST_AFTER_WRITE_WAIT_MS);
+      const after = conflicts(await listLocks(storage, key), name).filter((l) => !(marker && l.name === EXCLUSIVE_MARKER));
+      if (after.length === 0) return null;
       await storage.delete(name);
       if (marker) await storage.delete(EXCLUSIVE_MARKER);
       return describeLock(after[0]!);
+    };
+    if (opts.deferCheck && !opts.exclusive && !opts.retryMs && !storage.consistentListing) {
+      const lock = new RepoLock(storage, key, name, info, marker, opts.refreshMs ?? LOCK_REFRESH_MS);
+      lock.confirmed = (async () => {
+        let conflict: string | null;
+        try {
+          conflict = await check();
+        } catch (e) {
+          await lock.release().catch(() => undefined);
+          throw e;
+        }
+        if (conflict !== null) {
+          lock.dropped();
+          throw new LockConflictError(`repository is already locked: ${conflict}`);
+        }
+      })();
+      lock.confirmed.catch(() => undefined); // reported by whoever awaits it
+      return lock;
     }
+    const conflict = await check();
+    if (conflict !== null) return conflict;
     return new RepoLock(storage, key, name, info, marker, opts.refreshMs ?? LOCK_REFRESH_MS);
+  }
+
+  /** The lock was removed by its own deferred check: nothing is left to refresh or release. */
+  private dropped(): void {
+    this.released = true;
+    this.releasing = Promise.resolve();
+    if (this.timer) clearInterval(this.timer);
   }
 
   /** Rewrites the lock with a fresh time so others do not consider it stale. */

@@ -91,6 +91,8 @@ export class Repository {
   private unindexedBlobs = 0;
   private lastCheckpoint = Date.now();
   private writeFailure: Error | null = null;
+  /** See holdWritesUntil. */
+  private writeGate: Promise<void> = Promise.resolve();
   private indexWrite: Promise<void> = Promise.resolve();
   /** Bytes of packs uploaded in this session. */
   uploadedBytes = 0;
@@ -235,6 +237,7 @@ export class Repository {
   async addKey(password: string, kdf?: KdfParams): Promise<string> {
     checkPassword(password);
     const key = await createKeyFile(this.master, password, kdf);
+    await this.writable();
     await this.storage.put(`keys/${key.id}`, key.bytes);
     return key.id;
   }
@@ -249,6 +252,7 @@ export class Repository {
     const target = match[0]!;
     if (target.id === this.keyId) throw new Error('refusing to remove the key in use; open the repository with another password');
     if (keys.length <= 1) throw new Error('refusing to remove the last key');
+    await this.writable();
     await this.storage.delete(`keys/${target.id}`);
   }
 
@@ -305,6 +309,7 @@ export class Repository {
     const bytes = sealJson(this.keys.encryption, 'snapshot', snap);
     const id = sha256Hex(bytes);
     crashPoint('before-snapshot');
+    await this.writable();
     await this.storage.put(`snapshots/${id}`, bytes);
     this.cache.applySnapshotChanges([{ id, time: snap.time, json: JSON.stringify(snap) }], []);
     return id;
@@ -317,6 +322,7 @@ export class Repository {
   async deleteSnapshot(id: string): Promise<void> {
     this.assertMayDelete('remove snapshots');
     if (!isHexId(id)) throw new Error(`not a snapshot id: ${id}`);
+    await this.writable();
     await this.storage.delete(`snapshots/${id}`);
     this.cache.applySnapshotChanges([], [id]);
   }
@@ -520,6 +526,7 @@ export class Repository {
   }
 
   private async uploadPack(pack: FinishedPack): Promise<void> {
+    await this.writable();
     await this.storage.put(packName(pack.id), pack.bytes);
     crashPoint('pack-uploaded');
     const size = pack.bytes.length;
@@ -561,6 +568,7 @@ export class Repository {
   async saveIndexFile(file: IndexFile): Promise<string> {
     const bytes = sealJson(this.keys.encryption, 'index', file);
     const id = sha256Hex(bytes);
+    await this.writable();
     await this.storage.put(`index/${id}`, bytes);
     crashPoint('index-written');
     this.cache.applyIndexChanges([{ id, file }], []);
@@ -570,6 +578,7 @@ export class Repository {
   /** Deletes index files (prune, repair index: only after their replacements are written). */
   async deleteIndexFiles(ids: Iterable<string>): Promise<void> {
     this.assertMayDelete('delete index files');
+    await this.writable();
     const list = [...ids];
     await mapLimit(list, 8, async (id) => {
       await this.storage.delete(`index/${id}`);
@@ -581,6 +590,7 @@ export class Repository {
   /** Deletes packs (prune: only once no index file names them). */
   async deletePacks(ids: Iterable<string>, onDeleted?: (id: string) => void): Promise<void> {
     this.assertMayDelete('delete packs');
+    await this.writable();
     await mapLimit([...ids], 8, async (id) => {
       await this.storage.delete(packName(id));
       crashPoint('pack-deleted');
@@ -668,6 +678,19 @@ export class Repository {
 
   lock(opts: LockOptions): Promise<RepoLock> {
     return RepoLock.acquire(this.storage, this.keys.encryption, opts);
+  }
+
+  /**
+   * Nothing is written to or deleted from the repository before `gate` resolves, and every write
+   * fails with its rejection: a lock whose conflict check is still under way
+   * (LockOptions.deferCheck, RepoLock.confirmed).
+   */
+  holdWritesUntil(gate: Promise<void>): void {
+    this.writeGate = gate;
+  }
+
+  private async writable(): Promise<void> {
+    await this.writeGate;
   }
 }
 

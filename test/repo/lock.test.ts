@@ -91,4 +91,41 @@ describe.each(cases)('locks on $name', (backend) => {
     expect(won.length).toBeLessThanOrEqual(1);
     for (const r of won) await (r as PromiseFulfilledResult<RepoLock>).value.release();
   });
+
+  it('a deferred shared lock (S3) goes ahead at once; a conflict in its second listing rejects `confirmed` and removes it', async () => {
+    const storage = await backend.make();
+    const late = { hostname: 'elsewhere', username: 'u', pid: 1, uid: 0, gid: 0, nonce: 'n', exclusive: true, time: new Date().toISOString() };
+    const lateName = `locks/${'d'.repeat(64)}`;
+    let wrote = false;
+    // an exclusive lock that was written before ours but only shows up in the second listing
+    const sleep = async () => {
+      await storage.put(lateName, sealJson(key, 'lock', late));
+      wrote = true;
+    };
+    const l = await RepoLock.acquire(storage, key, { exclusive: false, deferCheck: true, sleep });
+    if (storage.consistentListing) {
+      // a local repository's listing is complete at once: nothing to defer, no wait, no second listing to fail
+      await l.confirmed;
+      expect(wrote).toBe(false);
+      await l.release();
+      return;
+    }
+    await expect(l.confirmed).rejects.toThrow(/already locked: exclusive lock held by u@elsewhere pid 1/);
+    await expect(l.confirmed).rejects.toBeInstanceOf(LockConflictError);
+    expect(await lockNames(storage)).toEqual([lateName]);
+    await l.release(); // nothing left to release: no error
+    await storage.delete(lateName);
+    // without a conflict it is confirmed, and released as usual
+    const ok = await RepoLock.acquire(storage, key, { exclusive: false, deferCheck: true, sleep: fastSleep });
+    await ok.confirmed;
+    expect(await lockNames(storage)).toEqual([ok.name]);
+    await ok.release();
+    expect(await lockNames(storage)).toEqual([]);
+    // exclusive locks and --retry-lock never defer: the conflict comes from acquire itself
+    const sleepThenConflict = async () => {
+      await storage.put(lateName, sealJson(key, 'lock', late));
+    };
+    await expect(RepoLock.acquire(storage, key, { exclusive: true, deferCheck: true, sleep: sleepThenConflict })).rejects.toThrow(LockConflictError);
+    expect(await lockNames(storage)).toEqual([lateName]);
+  });
 });

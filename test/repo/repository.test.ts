@@ -45,6 +45,35 @@ describe.each(backends)('repository on $name', (backend) => {
     await expect(Repository.open(storage, 'pw', { cacheDir: await makeTempDir() })).rejects.toBeInstanceOf(NoRepositoryError);
   });
 
+  it('holds every write until the gate opens, and fails them all when it does not (a lock still being checked)', async () => {
+    const storage = await backend.make();
+    const repo = await Repository.init(storage, 'pw', { kdf: testKdf(), cacheDir: await makeTempDir() });
+    let open!: () => void;
+    repo.holdWritesUntil(new Promise<void>((r) => (open = r)));
+    const tree = (await repo.saveBlob('tree', Buffer.from('{"nodes":[]}'))).id;
+    let saved = false;
+    const flushed = repo.flush().then(() => repo.saveSnapshot(snapshotFor(tree))).then(() => (saved = true));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(saved).toBe(false);
+    expect(await names(storage, 'data/')).toEqual([]);
+    expect(await names(storage, 'snapshots/')).toEqual([]);
+    open();
+    await flushed;
+    expect(await names(storage, 'snapshots/')).toHaveLength(1);
+
+    const conflict = new Error('repository is already locked: exclusive lock held by someone');
+    const closed = Promise.reject(conflict);
+    closed.catch(() => undefined);
+    repo.holdWritesUntil(closed);
+    await repo.saveBlob('data', pseudoRandom(1 << 20, 7));
+    await expect(repo.flush()).rejects.toBe(conflict);
+    await expect(repo.saveSnapshot(snapshotFor(tree))).rejects.toBe(conflict);
+    await expect(repo.deleteSnapshot('0'.repeat(64))).rejects.toBe(conflict);
+    expect(await names(storage, 'snapshots/')).toHaveLength(1);
+    expect(await names(storage, 'data/')).toHaveLength(1); // the first tree pack only
+    await repo.close();
+  });
+
   it('stores blobs in packs, indexes them, and reads them back from a fresh cache', async () => {
     const storage = await backend.make();
     const repo = await Repository.init(storage, 'pw', { kdf: testKdf(), cacheDir: await makeTempDir() });
