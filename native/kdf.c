@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <node_api.h>
+#include "async_work.h"
 #include "kdf.h"
 
 #define ALG_ARGON2ID13 2
@@ -157,11 +158,9 @@ napi_value kdf_argon2id(napi_env env, napi_callback_info info) {
   job->opslimit = (unsigned long long)ops;
   job->memlimit = (size_t)mem;
   job->key_len = (size_t)keylen;
-  napi_value promise, name;
-  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok ||
-      napi_create_string_utf8(env, "lifeboat:argon2id", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, job_execute, job_complete, job, &job->work) != napi_ok ||
-      napi_queue_async_work(env, job->work) != napi_ok) {
+  napi_value promise;
+  if (queue_promise_work(env, "lifeboat:argon2id", job_execute, job_complete, job, &job->work, &job->deferred,
+                         &promise) != napi_ok) {
     job_free(job);
     napi_throw_error(env, NULL, "argon2id: N-API call failed");
     return NULL;

@@ -26,6 +26,7 @@
 #include <malloc.h>
 #endif
 #include <node_api.h>
+#include "async_work.h"
 #include "kdf.h"
 
 #define CHECK(call)                                                     \
@@ -404,11 +405,9 @@ static napi_value will_need_many(napi_env env, napi_callback_info info) {
     }
     job->n = i + 1;
   }
-  napi_value promise, name;
-  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok ||
-      napi_create_string_utf8(env, "lifeboat:willNeedMany", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, readahead_execute, readahead_complete, job, &job->work) != napi_ok ||
-      napi_queue_async_work(env, job->work) != napi_ok) {
+  napi_value promise;
+  if (queue_promise_work(env, "lifeboat:willNeedMany", readahead_execute, readahead_complete, job, &job->work,
+                         &job->deferred, &promise) != napi_ok) {
     readahead_free(job);
     napi_throw_error(env, NULL, "willNeedMany: N-API call failed");
     return NULL;
