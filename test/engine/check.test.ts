@@ -8,6 +8,7 @@ import { checkRepository } from '../../src/engine/check.js';
 import type { ByteRange, Storage } from '../../src/storage/types.js';
 import { makeLocal, makeTempDir } from '../helpers/storage-backends.js';
 import { pseudoRandom, testKdf } from '../helpers/repo.js';
+import { sealBlob } from '../../src/repo/blob.js';
 
 describe('check --read-data', () => {
   it('walks the trees from the packs it read: one whole-pack GET per pack, no tree read again', async () => {
@@ -51,5 +52,28 @@ describe('check --read-data', () => {
     expect(bad.errors).toBeGreaterThan(0);
     expect(bad.affectedSnapshots).toHaveLength(1);
     await again.close();
+  });
+
+  it('opens every blob of the packs it reads and names each one that fails inside a sound pack', async () => {
+    const storage = await makeLocal();
+    const repo = await Repository.init(storage, 'pw', { kdf: testKdf(), cacheDir: await makeTempDir() });
+    // good blobs of both kinds and sizes (several groups of ≤ 8 MiB of plaintext per pack) ...
+    const good = [pseudoRandom(3 << 20, 1), Buffer.alloc(5 << 20, 0x61), pseudoRandom(100, 2), pseudoRandom(6 << 20, 3)];
+    for (const d of good) await repo.saveBlob('data', d);
+    // ... and two damaged at writing: the pack's bytes hash to its name, but these blobs don't open
+    const flipped = sealBlob(repo.keys, 'data', pseudoRandom(50_000, 4));
+    flipped.sealed[40]! ^= 0x01; // authentication fails
+    const wrongId = sealBlob(repo.keys, 'data', pseudoRandom(60_000, 5), Buffer.alloc(32, 7)); // opens, hashes to another id
+    expect(await repo.addSealedBlob(flipped)).toBe(true);
+    expect(await repo.addSealedBlob(wrongId)).toBe(true);
+    await repo.flush();
+    const r = await checkRepository(repo, { readData: { kind: 'all' } });
+    const blobErrors = r.findings.filter((f) => f.kind === 'blob-data');
+    expect(blobErrors.map((f) => f.object).sort()).toEqual([`blob ${flipped.id.toString('hex')}`, `blob ${'07'.repeat(32)}`].sort());
+    expect(blobErrors.find((f) => f.object.includes(flipped.id.toString('hex')))!.message).toMatch(/authentication failed/);
+    expect(blobErrors.find((f) => f.object.includes('07'.repeat(32)))!.message).toMatch(/content does not match its id/);
+    expect(r.errors).toBe(2); // the good blobs of the same pack verified
+    expect(r.stats.packsRead).toBe(1);
+    await repo.close();
   });
 });
