@@ -364,6 +364,23 @@ export async function restore(repo: Repository, snapshotId: string, opts: Restor
     }
     return e.fd;
   };
+  /**
+   * A file about to be written (by a worker or here): counted as written to, so it is never
+   * closed under its writer (room closes idle files only), and open — again, if it was closed
+   * to make room between two of its blobs. null when it can't be opened: the file has failed.
+   * The caller decrements `writers` when the write is done.
+   */
+  const beginWrite = async (e: Entry): Promise<number | null> => {
+    e.writers = (e.writers ?? 0) + 1;
+    idle.delete(e);
+    try {
+      return await handle(e);
+    } catch (err) {
+      e.writers--;
+      fail(e, `${e.path}: ${fsErrorText(err)}`);
+      return null;
+    }
+  };
   const closeHandle = (e: Entry): void => {
     if (e.fd === undefined) return;
     const fd = e.fd;
@@ -508,18 +525,10 @@ export async function restore(repo: Repository, snapshotId: string, opts: Restor
         const to: Entry[] = [];
         for (const { e, offset } of blobs.get(b.id)!.targets) {
           if (e.failed) continue;
-          // a file being written is never closed under its writer (room closes idle files only)
-          e.writers = (e.writers ?? 0) + 1;
-          idle.delete(e);
-          try {
-            // closed meanwhile (to make room, between two of its blobs): opened again here
-            const fd = e.fd ?? await handle(e);
-            targets.push({ fd, offset, sparse: !!e.node.sparse });
-            to.push(e);
-          } catch (err) {
-            e.writers--;
-            fail(e, `${e.path}: ${fsErrorText(err)}`);
-          }
+          const fd = await beginWrite(e);
+          if (fd === null) continue;
+          targets.push({ fd, offset, sparse: !!e.node.sparse });
+          to.push(e);
         }
         sent.set(b.id, to);
         all.push(targets);
@@ -556,16 +565,15 @@ export async function restore(repo: Repository, snapshotId: string, opts: Restor
         result.blobsFetched++;
         const ref = blobs.get(b.id)!;
         for (const { e, offset } of ref.targets) {
-          if (!e.failed) {
-            e.writers = (e.writers ?? 0) + 1;
-            idle.delete(e);
+          const fd = e.failed ? null : await beginWrite(e);
+          if (fd !== null) {
             try {
-              writeTargetSync({ fd: await handle(e), offset, sparse: !!e.node.sparse }, data);
+              writeTargetSync({ fd, offset, sparse: !!e.node.sparse }, data);
               progress.bytesDone += data.length;
             } catch (err) {
               fail(e, `${e.path}: ${fsErrorText(err)}`);
             } finally {
-              e.writers--;
+              e.writers!--;
             }
           }
           finishedOne(e);
@@ -720,7 +728,6 @@ async function shouldSkip(e: Entry, overwrite: OverwritePolicy): Promise<boolean
   return false;
 }
 
-/** Writes `length` bytes of `data` from `start` at `position`, on the thread pool. */
 /** Re-reads a restored file and checks each chunk against its blob id. */
 export async function verifyFile(repo: Repository, p: Buffer, content: string[], rawLength: (id: string) => number): Promise<void> {
   const fh = await fsp.open(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);

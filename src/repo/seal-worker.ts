@@ -248,7 +248,6 @@ function openRange(keys: { encryption: Uint8Array; blobId: Uint8Array }, task: O
   return [done, out === task.buf ? [task.buf] : [out, task.buf]];
 }
 
-
 /** This thread's read buffer for small files (they are sealed out of it at once). */
 let fileScratch: Buffer | null = null;
 

@@ -15,6 +15,7 @@ import {
   CreateBucketCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  type GetObjectCommandOutput,
   GetObjectLockConfigurationCommand,
   HeadBucketCommand,
   HeadObjectCommand,
@@ -192,6 +193,27 @@ export class S3Storage implements Storage {
     return `S3 ${this.endpoint}/${this.bucket}: object_lock is set but this bucket has no S3 Object Lock (or the store does not implement it): use a bucket created with Object Lock enabled, or remove object_lock`;
   }
 
+  /** GetObject (with a Range header when given); null when the range starts past the end (416). */
+  private async getObject(name: string, range: string | undefined): Promise<GetObjectCommandOutput | null> {
+    try {
+      return await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(name), ...(range ? { Range: range } : {}) }));
+    } catch (e) {
+      if (s3ErrorInfo(e).status === 416) return null;
+      throw await this.fail(e, 'get', name);
+    }
+  }
+
+  /** Reads a response's body with `read`; a failure on the way (a reset, a cut body) is transient. */
+  private async readBody<T>(name: string, res: GetObjectCommandOutput, read: (body: Readable | undefined) => Promise<T>): Promise<T> {
+    const body = res.Body as Readable | undefined;
+    try {
+      return await read(body);
+    } catch (e) {
+      body?.destroy();
+      throw new StorageError('transient', `${this.location}: reading ${name} failed: ${oneLine(e)}`, true, { cause: e });
+    }
+  }
+
   /**
    * A ranged GET whose body goes straight into `buf` (restore's reused read buffers): no
    * collecting of the response's pieces into a fresh buffer the size of the range.
@@ -205,23 +227,11 @@ export class S3Storage implements Storage {
       if ((await this.stat(name)) === null) throw this.notFound(name);
       return 0;
     }
-    let res;
-    try {
-      res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(name), Range: rangeHeader(range)! }));
-    } catch (e) {
-      if (s3ErrorInfo(e).status === 416) return 0; // range starts past the end
-      throw await this.fail(e, 'get', name);
-    }
-    const body = res.Body as Readable | undefined;
+    const res = await this.getObject(name, rangeHeader(range)!);
+    if (res === null) return 0;
     // a server that ignored the Range header sends the whole object: its bytes from 0
     const start = res.ContentRange === undefined ? 0 : offset;
-    let n: number;
-    try {
-      n = await readInto(body, start, offset, buf.subarray(0, range.length));
-    } catch (e) {
-      body?.destroy();
-      throw new StorageError('transient', `${this.location}: reading ${name} failed: ${oneLine(e)}`, true, { cause: e });
-    }
+    const n = await this.readBody(name, res, (body) => readInto(body, start, offset, buf.subarray(0, range.length)));
     const expected = res.ContentLength === undefined ? undefined : Math.min(range.length, res.ContentLength - (offset - start));
     if (expected !== undefined && n !== expected) {
       throw new StorageError('transient', `${this.location}: short read of ${name}: got ${n} of ${expected} bytes`, true);
@@ -239,25 +249,9 @@ export class S3Storage implements Storage {
       if ((await this.stat(name)) === null) throw this.notFound(name);
       return Buffer.alloc(0);
     }
-    let res;
-    try {
-      res = await this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: this.key(name), ...(header ? { Range: header } : {}) }),
-      );
-    } catch (e) {
-      if (s3ErrorInfo(e).status === 416) return Buffer.alloc(0); // range starts past the end
-      throw await this.fail(e, 'get', name);
-    }
-    const body = res.Body as Readable | undefined;
-    let data: Buffer;
-    try {
-      data = await readAll(body, res.ContentLength);
-    } catch (e) {
-      body?.destroy();
-      throw new StorageError('transient', `${this.location}: reading ${name} failed: ${oneLine(e)}`, true, {
-        cause: e,
-      });
-    }
+    const res = await this.getObject(name, header);
+    if (res === null) return Buffer.alloc(0);
+    const data = await this.readBody(name, res, (body) => readAll(body, res.ContentLength));
     if (res.ContentLength !== undefined && data.length !== res.ContentLength) {
       throw new StorageError(
         'transient',
@@ -435,10 +429,6 @@ function rangeHeader(range?: ByteRange): string | undefined | null {
 }
 
 /**
- * Copies the bytes [from, from + buf.length) of a body that starts at byte `start` of the object
- * into `buf`; returns how many of them came (the body may end first).
- */
-/**
  * Feeds a response body's pieces to `onChunk` as they arrive ('data' events: a for-await loop
  * costs a promise and a microtask turn per piece, and a 1 GB restore over TLS is ≈ 64,000
  * pieces). Rejects on a stream error, on a body that closes before its end, or when `onChunk`
@@ -473,6 +463,10 @@ function consume(body: Readable, onChunk: (chunk: Buffer) => void): Promise<void
   });
 }
 
+/**
+ * Copies the bytes [from, from + buf.length) of a body that starts at byte `start` of the object
+ * into `buf`; returns how many of them came (the body may end first).
+ */
 async function readInto(body: Readable | undefined, start: number, from: number, buf: Uint8Array): Promise<number> {
   if (body === undefined) return 0;
   let pos = start;

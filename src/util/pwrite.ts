@@ -2,8 +2,9 @@
  * Positioned writes of restored bytes into files the restore opened, synchronously: used by the
  * seal pool's workers, which write each opened blob into the files that hold it (restore; the
  * descriptors are the process's, opened by the calling thread), by an inline pool, and by the
- * restore's own fallback path in the calling thread. A sparse file's all-zero 4 KiB blocks (aligned in the
- * file) are skipped, leaving holes; the caller truncates the file to its size at the end.
+ * restore's own fallback path in the calling thread. A sparse file's all-zero 4 KiB blocks
+ * (aligned in the file) are skipped, leaving holes; the caller truncates the file to its size at
+ * the end.
  */
 import fs from 'node:fs';
 import { getSystemErrorMap } from 'node:util';
@@ -16,12 +17,11 @@ export interface WriteTarget {
   sparse: boolean;
 }
 
-
 const BLOCK = 4096;
 const ZERO_BLOCK = Buffer.alloc(BLOCK);
 
 /** Writes all of data[start, start+length) at `position`, however many calls it takes. */
-export function pwriteAllSync(fd: number, data: Uint8Array, start: number, length: number, position: number): void {
+function pwriteAllSync(fd: number, data: Uint8Array, start: number, length: number, position: number): void {
   let done = 0;
   while (done < length) {
     const n = fs.writeSync(fd, data, start + done, length - done, position + done);
