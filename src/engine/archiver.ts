@@ -190,6 +190,10 @@ export class Archiver {
   }
 
   private report(p: Buffer | string, reason: string): void {
+    // once the repository cannot be written (a pack upload failed, its disk is full) no file can
+    // be saved: that is the backup's one error, not one per file
+    const fatal = this.repo.writeError;
+    if (fatal) throw fatal;
     this.summary.errors++;
     this.progress.errors++;
     this.summary.incomplete = true;

@@ -9,6 +9,11 @@ import type { BlobType, SealedBlob } from './blob.js';
 export const PACK_TARGET_SIZE = 16 * 1024 * 1024;
 const HEADER_VERSION = 1;
 const ENTRY_SIZE = 1 + 4 + 4 + 32;
+
+/** Bytes a pack of `blobBytes` sealed blobs and `count` entries is estimated to have (header included). */
+export function packSizeEstimate(blobBytes: number, count: number): number {
+  return blobBytes + count * ENTRY_SIZE + 64;
+}
 const TYPE_CODE: Record<BlobType, number> = { data: 0, tree: 1 };
 
 export interface PackEntry {
@@ -47,7 +52,7 @@ export class PackWriter {
 
   /** Bytes the pack would have after adding a blob of this sealed length (header estimate included). */
   sizeWith(sealedLength: number): number {
-    return this.bytes + sealedLength + (this.entries.length + 1) * ENTRY_SIZE + 64;
+    return packSizeEstimate(this.bytes + sealedLength, this.entries.length + 1);
   }
 
   add(blob: SealedBlob): void {
@@ -71,12 +76,19 @@ export class PackWriter {
    */
   finishParts(): { type: BlobType; parts: Buffer[]; size: number; entries: PackEntry[] } {
     if (this.entries.length === 0) throw new Error('cannot write an empty pack');
-    const sealedHeader = seal(this.encryptionKey, encodePayload(encodeHeader(this.entries)), objectAd('pack-header'));
-    const len = Buffer.allocUnsafe(4);
-    len.writeUInt32LE(sealedHeader.length, 0);
-    const parts = [...this.parts, sealedHeader, len];
-    return { type: this.type, parts, size: this.bytes + sealedHeader.length + 4, entries: this.entries.slice() };
+    const tail = packTail(this.encryptionKey, this.entries);
+    const parts = [...this.parts, tail];
+    return { type: this.type, parts, size: this.bytes + tail.length, entries: this.entries.slice() };
   }
+}
+
+/** What follows a pack's blobs (format §6): sealed_header ‖ header_length. */
+export function packTail(encryptionKey: Uint8Array, entries: PackEntry[]): Buffer {
+  const sealedHeader = seal(encryptionKey, encodePayload(encodeHeader(entries)), objectAd('pack-header'));
+  const tail = Buffer.allocUnsafe(sealedHeader.length + 4);
+  sealedHeader.copy(tail, 0);
+  tail.writeUInt32LE(sealedHeader.length, sealedHeader.length);
+  return tail;
 }
 
 export function encodeHeader(entries: PackEntry[]): Buffer {

@@ -26,6 +26,7 @@ import { openBlob, sealBlob, type BlobType, type SealedBlob } from './blob.js';
 import { PACK_TARGET_SIZE, PACK_TAIL_GUESS, PackWriter, parsePackTail, type FinishedPack, type PackEntry } from './pack.js';
 import { CHUNKER_AVG, CHUNKER_MAX, CHUNKER_MIN } from './chunker.js';
 import { RepoLock, type LockOptions } from './lock.js';
+import { cleanSpool, SpooledPackWriter, type SpooledPack } from './pack-spool.js';
 import { defaultCacheDir } from './cache-dir.js';
 import { mapLimit, WeightedGate } from '../util/concurrency.js';
 import { crashPoint } from '../util/crash-point.js';
@@ -75,7 +76,14 @@ export function packName(id: string): string {
 export class Repository {
   readonly keys: SubKeys;
   private gear: Int32Array | null = null;
-  private readonly packers: Record<BlobType, PackWriter | null> = { data: null, tree: null };
+  private readonly packers: Record<BlobType, PackWriter | SpooledPackWriter | null> = { data: null, tree: null };
+  /**
+   * Where packs are written as they fill (pack-spool.ts) when the storage can upload a file
+   * (Storage.putFile): the storage's spoolDir, else <cache>/spool. null: packs are built in
+   * memory (LIFEBOAT_PACK_SPOOL=0, or a storage without putFile).
+   */
+  private readonly spool: string | null;
+  private spoolCleaned = false;
   /** Blobs written in this session whose index file is not written yet: hex id → where. */
   private readonly pending = new Map<string, { type: BlobType; pack: string | null; entry?: PackEntry }>();
   /** Sealed tree blobs on local disk (tree-cache.ts). */
@@ -94,6 +102,11 @@ export class Repository {
   /** See holdWritesUntil. */
   private writeGate: Promise<void> = Promise.resolve();
   private indexWrite: Promise<void> = Promise.resolve();
+  /** Why writing to the repository failed in this session (every later write fails with it), or null. */
+  get writeError(): Error | null {
+    return this.writeFailure;
+  }
+
   /** Bytes of packs uploaded in this session. */
   uploadedBytes = 0;
   /** Index files that could not be read at the last sync, with the reason (repair index mends them). */
@@ -114,6 +127,8 @@ export class Repository {
   packAssembler: ((parts: Buffer[], size: number) => Promise<{ bytes: Buffer; id: string }>) | null = null;
   /** Told when a pack's bytes are uploaded and no longer used here, so they can be reused. */
   packReleaser: ((bytes: Buffer) => void) | null = null;
+  /** Told when a sealed blob's bytes were written to a spooled pack, so its buffer can be reused. */
+  sealedReleaser: ((sealed: Buffer) => void) | null = null;
 
   private constructor(
     readonly storage: Storage,
@@ -127,6 +142,7 @@ export class Repository {
   ) {
     this.keys = deriveSubkeys(master);
     this.treeCache = new TreeCache(path.join(cacheDir, 'trees'));
+    this.spool = storage.putFile && process.env.LIFEBOAT_PACK_SPOOL !== '0' ? storage.spoolDir ?? path.join(cacheDir, 'spool') : null;
   }
 
   get id(): string {
@@ -219,6 +235,11 @@ export class Repository {
   }
 
   async close(): Promise<void> {
+    for (const type of ['data', 'tree'] as const) {
+      const packer = this.packers[type];
+      this.packers[type] = null;
+      if (packer instanceof SpooledPackWriter) packer.discard();
+    }
     this.master.fill(0);
     this.cache.close();
   }
@@ -464,13 +485,27 @@ export class Repository {
     // stored at once) never see a half-updated packer; only the uploads are awaited.
     const limit = this.config.pack_size;
     let packer = this.packers[blob.type];
-    const full: PackWriter[] = [];
+    const full: Array<PackWriter | SpooledPackWriter> = [];
     if (packer && packer.count > 0 && packer.sizeWith(blob.sealed.length) > limit) {
       full.push(packer);
       packer = null;
     }
-    if (!packer) packer = new PackWriter(blob.type, this.keys.encryption);
-    packer.add(blob);
+    if (!packer) packer = this.newPacker(blob.type);
+    if (packer instanceof SpooledPackWriter) {
+      try {
+        packer.add(blob);
+      } catch (e) {
+        // the pack's file is unusable: give it up; its blobs were never indexed, and no snapshot
+        // may name them (every later write and flush fails with this)
+        packer.discard();
+        this.packers[blob.type] = null;
+        this.writeFailure ??= e instanceof Error ? e : new Error(String(e));
+        throw e;
+      }
+      this.sealedReleaser?.(blob.sealed);
+    } else {
+      packer.add(blob);
+    }
     this.pending.set(toHex(blob.id), { type: blob.type, pack: null });
     if (packer.size >= limit) {
       full.push(packer);
@@ -481,6 +516,24 @@ export class Repository {
     for (const p of full) await this.uploadPackWriter(p);
   }
 
+  private newPacker(type: BlobType): PackWriter | SpooledPackWriter {
+    if (this.spool === null) return new PackWriter(type, this.keys.encryption);
+    if (!this.spoolCleaned) {
+      this.spoolCleaned = true;
+      cleanSpool(this.spool);
+    }
+    const cacheSpool = this.storage.spoolDir === undefined;
+    return SpooledPackWriter.create(this.spool, type, this.keys.encryption, (e, file) => {
+      const code = (e as NodeJS.ErrnoException | null)?.code;
+      const why = e instanceof Error ? e.message : String(e);
+      if (cacheSpool) {
+        return new Error(`cannot write a pack to the local spool ${file}: ${why}; free space there or use --cache-dir elsewhere; the repository is unharmed`, { cause: e });
+      }
+      const kind = code === 'ENOSPC' || code === 'EDQUOT' ? 'no-space' : code === 'EACCES' || code === 'EPERM' ? 'access-denied' : 'invalid';
+      return new StorageError(kind, `${this.storage.location}: cannot write pack ${file}: ${why}`, false, { cause: e });
+    });
+  }
+
   private async finishPack(type: BlobType): Promise<void> {
     const packer = this.packers[type];
     this.packers[type] = null;
@@ -488,7 +541,7 @@ export class Repository {
   }
 
   /** Finishes a detached pack writer and starts its upload (waiting for a free upload slot). */
-  private async uploadPackWriter(packer: PackWriter): Promise<void> {
+  private async uploadPackWriter(packer: PackWriter | SpooledPackWriter): Promise<void> {
     if (packer.count === 0) return;
     this.starting++;
     try {
@@ -498,7 +551,8 @@ export class Repository {
     }
   }
 
-  private async startUpload(packer: PackWriter): Promise<void> {
+  private async startUpload(packer: PackWriter | SpooledPackWriter): Promise<void> {
+    if (packer instanceof SpooledPackWriter) return this.startSpooledUpload(packer);
     const type = packer.type;
     const assembler = this.packAssembler;
     // with an assembler, joining and hashing happen off this thread as part of the upload
@@ -529,16 +583,55 @@ export class Repository {
     await this.writable();
     await this.storage.put(packName(pack.id), pack.bytes);
     crashPoint('pack-uploaded');
-    const size = pack.bytes.length;
     this.packReleaser?.(pack.bytes);
+    await this.uploaded(pack.id, pack.type, pack.bytes.length, pack.entries);
+  }
+
+  /** startUpload for a spooled pack: its file is finished and named, then uploaded from disk. */
+  private async startSpooledUpload(packer: SpooledPackWriter): Promise<void> {
+    let pack: SpooledPack;
+    try {
+      pack = packer.finish();
+    } catch (e) {
+      packer.discard();
+      this.writeFailure ??= e instanceof Error ? e : new Error(String(e));
+      throw e;
+    }
+    for (const e of pack.entries) this.pending.set(toHex(e.id), { type: pack.type, pack: pack.id, entry: e });
+    try {
+      while (this.uploads.size >= this.uploadConcurrency) await Promise.race(this.uploads);
+      if (this.writeFailure) throw this.writeFailure;
+    } catch (e) {
+      packer.discard();
+      throw e;
+    }
+    const p: Promise<void> = this.uploadSpooled(pack).then(
+      () => void this.uploads.delete(p),
+      (e: unknown) => {
+        this.uploads.delete(p);
+        this.writeFailure ??= e instanceof Error ? e : new Error(String(e));
+      },
+    ).finally(() => packer.discard());
+    this.uploads.add(p);
+  }
+
+  private async uploadSpooled(pack: SpooledPack): Promise<void> {
+    await this.writable();
+    await this.storage.putFile!(packName(pack.id), pack.file, pack.size);
+    crashPoint('pack-uploaded');
+    await this.uploaded(pack.id, pack.type, pack.size, pack.entries);
+  }
+
+  /** Bookkeeping once a pack is stored: it joins the next index checkpoint. */
+  private async uploaded(id: string, type: BlobType, size: number, entries: PackEntry[]): Promise<void> {
     this.uploadedBytes += size;
     this.unindexed.push({
-      id: pack.id,
-      type: pack.type,
+      id,
+      type,
       size,
-      blobs: pack.entries.map((e) => ({ id: toHex(e.id), offset: e.offset, length: e.length, raw_length: e.rawLength })),
+      blobs: entries.map((e) => ({ id: toHex(e.id), offset: e.offset, length: e.length, raw_length: e.rawLength })),
     });
-    this.unindexedBlobs += pack.entries.length;
+    this.unindexedBlobs += entries.length;
     if (this.unindexedBlobs >= CHECKPOINT_BLOBS || Date.now() - this.lastCheckpoint >= this.checkpointMs) {
       await this.writeIndexCheckpoint();
     }

@@ -520,11 +520,28 @@ export class SealPool {
     if (this.freePackBuffers.length < MAX_FREE_PACK_BUFFERS && !this.freePackBuffers.includes(ab)) this.freePackBuffers.push(ab);
   }
 
+  /**
+   * Takes back a sealed blob's buffer once its bytes are no longer used (written to a spooled
+   * pack), to be sealed into again by a worker. Buffers the workers did not make are ignored.
+   */
+  releaseSealed(sealed: Buffer): void {
+    const ab = sealed.buffer;
+    if (this.closed || !(ab instanceof ArrayBuffer) || sealed.byteOffset !== 0 || !this.sealedBuffers.has(ab)) return;
+    if (this.freeSealed.length >= MAX_FREE_SEALED || this.freeSealed.includes(ab)) return;
+    if (totalBytes(this.freeSealed) + ab.byteLength > MAX_FREE_SEALED_BYTES) return;
+    this.freeSealed.push(ab);
+  }
+
   /** Wires this pool into a repository's pack path (joining, hashing, buffer reuse). */
-  attachTo(repo: { packAssembler: PackAssembler | null; packReleaser: ((bytes: Buffer) => void) | null }): void {
+  attachTo(repo: {
+    packAssembler: PackAssembler | null;
+    packReleaser: ((bytes: Buffer) => void) | null;
+    sealedReleaser: ((sealed: Buffer) => void) | null;
+  }): void {
     if (this.size === 0) return;
     repo.packAssembler = (parts, size) => this.assemblePack(parts, size);
     repo.packReleaser = (bytes) => this.releasePack(bytes);
+    repo.sealedReleaser = (sealed) => this.releaseSealed(sealed);
   }
 
   private dispatch(task: SealTask | PackTask | OpenTask | FileTask, transfer: ArrayBuffer[], p: Omit<Pending, 'worker'>): void {

@@ -66,6 +66,7 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: Re
 
 export class RetryStorage implements Storage {
   readonly getInto?: (name: string, offset: number, length: number, buf: Uint8Array) => Promise<number>;
+  readonly putFile?: (name: string, file: string, size: number) => Promise<void>;
 
   constructor(
     readonly inner: Storage,
@@ -73,6 +74,12 @@ export class RetryStorage implements Storage {
   ) {
     const into = inner.getInto?.bind(inner);
     if (into) this.getInto = (name, offset, length, buf) => withRetry(() => into(name, offset, length, buf), this.opts);
+    const putFile = inner.putFile?.bind(inner);
+    if (putFile) this.putFile = (name, file, size) => withRetry(() => putFile(name, file, size), this.opts);
+  }
+
+  get spoolDir(): string | undefined {
+    return this.inner.spoolDir;
   }
 
   get location(): string {

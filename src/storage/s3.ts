@@ -9,6 +9,7 @@ import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
 import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import {
   type BucketLocationConstraint,
@@ -268,9 +269,31 @@ export class S3Storage implements Storage {
   }
 
   async put(name: string, data: Buffer, opts: PutOptions = {}): Promise<void> {
+    await this.send(name, data.length, () => bodyOf(data), () => createHash('md5').update(data).digest('base64'), opts);
+  }
+
+  /** Streams the file in 1 MiB pieces (its MD5 read from it first): a pack is never held in memory. */
+  async putFile(name: string, file: string, size: number): Promise<void> {
+    await this.send(name, size, () => createReadStream(file, { highWaterMark: BODY_SLICE }), () => md5OfFile(file), {});
+  }
+
+  /** One put: `body()` gives a fresh body for it; `md5()` is asked only for a single PutObject. */
+  private async send(
+    name: string,
+    size: number,
+    body: () => Buffer | Readable,
+    md5: () => string | Promise<string>,
+    opts: PutOptions,
+  ): Promise<void> {
     const Key = this.key(name);
+    let stream: Readable | null = null;
+    const open = (): Buffer | Readable => {
+      const b = body();
+      if (b instanceof Readable) stream = b;
+      return b;
+    };
     try {
-      if (data.length > this.threshold) {
+      if (size > this.threshold) {
         if (opts.ifNoneMatch) {
           throw new StorageError('unsupported', `${this.location}: conditional put of ${name} above the multipart threshold`, false);
         }
@@ -278,21 +301,22 @@ export class S3Storage implements Storage {
         const upload = new Upload({
           client: this.client,
           // parts of an object under retention need a checksum (CRC32 here; PutObject sends Content-MD5)
-          params: { Bucket: this.bucket, Key, Body: data, ...retention, ...(retention.ObjectLockMode ? { ChecksumAlgorithm: 'CRC32' as const } : {}) },
+          params: { Bucket: this.bucket, Key, Body: open(), ...retention, ...(retention.ObjectLockMode ? { ChecksumAlgorithm: 'CRC32' as const } : {}) },
           partSize: Math.max(5 * MiB, this.partSize),
           queueSize: 4,
           leavePartsOnError: false,
         });
         await upload.done();
       } else {
+        // the server checks the bytes it stored against this
+        const ContentMD5 = await md5();
         await this.client.send(
           new PutObjectCommand({
             Bucket: this.bucket,
             Key,
-            Body: bodyOf(data),
-            ContentLength: data.length,
-            // the server checks the bytes it stored against this
-            ContentMD5: createHash('md5').update(data).digest('base64'),
+            Body: open(),
+            ContentLength: size,
+            ContentMD5,
             ...(opts.ifNoneMatch ? { IfNoneMatch: '*' } : {}),
             ...this.retention(name),
           }),
@@ -301,6 +325,8 @@ export class S3Storage implements Storage {
       this.bucketSeen = true;
     } catch (e) {
       throw await this.fail(e, 'put', name);
+    } finally {
+      (stream as Readable | null)?.destroy();
     }
   }
 
@@ -626,6 +652,12 @@ const BODY_SLICE = 1 * MiB;
  * thread; the server still checks every byte against Content-MD5. Each call makes a new stream,
  * so a retried put sends the whole buffer again.
  */
+async function md5OfFile(file: string): Promise<string> {
+  const h = createHash('md5');
+  for await (const piece of createReadStream(file, { highWaterMark: BODY_SLICE })) h.update(piece as Buffer);
+  return h.digest('base64');
+}
+
 function bodyOf(data: Buffer): Buffer | Readable {
   if (data.length <= BODY_SLICE) return data;
   return Readable.from((function* slices() {

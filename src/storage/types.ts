@@ -66,6 +66,17 @@ export interface Storage {
   getInto?(name: string, offset: number, length: number, buf: Uint8Array): Promise<number>;
   /** Writes the whole object atomically (readers see all of it or nothing). */
   put(name: string, data: Buffer, opts?: PutOptions): Promise<void>;
+  /**
+   * Optional (local files, S3): stores the finished local file `file` of `size` bytes as object
+   * `name`, atomically, streaming it instead of holding it in memory (pack uploads). A local
+   * store moves the file into place when it can; the caller removes whatever is left afterwards.
+   */
+  putFile?(name: string, file: string, size: number): Promise<void>;
+  /**
+   * Optional: the directory to write putFile's files in so they can be moved rather than copied
+   * (a local store: inside its root, on the same filesystem). Default: the local cache.
+   */
+  readonly spoolDir?: string;
   /** Every object whose name starts with prefix (e.g. "index/"), in no particular order. */
   list(prefix: string): AsyncIterable<ObjectInfo>;
   /** Idempotent: deleting a missing object is not an error. */

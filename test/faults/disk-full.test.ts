@@ -65,6 +65,51 @@ describe('full disks', () => {
     expect(treeState(target)).toEqual(want);
   });
 
+  it('a backup to a full local repository fails with one line, leaves no temporary pack, and completes once there is room', async () => {
+    const dir = await makeTempDir();
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'big.bin'), randomBytes(12 * 1024 * 1024));
+    fs.writeFileSync(path.join(src, 'small.txt'), 'small\n');
+    const repo = path.join(dir, 'repo');
+    tmpfs(repo, '6m');
+    const env = await initCliRepo('local', dir, []);
+    const r = await runCli(['backup', src], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^lifeboat: .*no space left on device/)]);
+    const leftovers = fs.readdirSync(repo, { recursive: true, encoding: 'utf8' }).filter((n) => /\.tmp-/.test(n));
+    expect(leftovers).toEqual([]);
+    expect((await runCli(['snapshots', '--json'], env)).stdout.trim()).toBe('[]');
+
+    execFileSync('mount', ['-o', 'remount,size=64m', repo]);
+    const ok = await runCli(['backup', src], env);
+    expect(ok.code, ok.stderr).toBe(0);
+    const c = await runCli(['check', '--read-data'], env);
+    expect(c.code, c.stderr).toBe(0);
+  });
+
+  it('a backup to S3 whose cache disk cannot hold a pack fails with one line and stores no snapshot', async () => {
+    const dir = await makeTempDir();
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'big.bin'), randomBytes(24 * 1024 * 1024));
+    const buckets: string[] = [];
+    const env = await initCliRepo('s3', dir, buckets);
+    const cache = path.join(dir, 'small-cache');
+    tmpfs(cache, '8m');
+    const r = await runCli(['backup', src], { ...env, LIFEBOAT_CACHE_DIR: cache });
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(/^lifeboat: cannot write a pack to the local spool .*no space left on device.*use --cache-dir elsewhere; the repository is unharmed$/),
+    ]);
+    expect(fs.readdirSync(cache, { recursive: true, encoding: 'utf8' }).filter((n) => n.includes('pack.tmp-'))).toEqual([]);
+    expect((await runCli(['snapshots', '--json'], env)).stdout.trim()).toBe('[]');
+    const ok = await runCli(['backup', src], env);
+    expect(ok.code, ok.stderr).toBe(0);
+    const c = await runCli(['check', '--read-data'], env);
+    expect(c.code, c.stderr).toBe(0);
+  });
+
   it('a backup with a full cache disk fails with one line and the repository checks clean', async () => {
     const dir = await makeTempDir();
     const src = path.join(dir, 'src');

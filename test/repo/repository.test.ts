@@ -8,6 +8,7 @@ import { toHex } from '../../src/util/hex.js';
 import type { Snapshot } from '../../src/repo/formats.js';
 import { backends, makeLocal, makeTempDir } from '../helpers/storage-backends.js';
 import type { Storage } from '../../src/storage/types.js';
+import { StorageError } from '../../src/storage/errors.js';
 import { pseudoRandom, testKdf } from '../helpers/repo.js';
 import { names } from '../helpers/storage-asserts.js';
 
@@ -357,18 +358,23 @@ describe('pack uploads', () => {
     let most = 0;
     let packs = 0;
     const storage = Object.create(inner) as Storage;
-    storage.put = async (name, data, opts) => {
-      if (!name.startsWith('data/')) return inner.put(name, data, opts);
+    const slow = async (write: () => Promise<void>): Promise<void> => {
       now++;
       most = Math.max(most, now);
       try {
         await new Promise((r) => setTimeout(r, 60));
-        await inner.put(name, data, opts);
+        await write();
         packs++;
       } finally {
         now--;
       }
     };
+    storage.put = async (name, data, opts) => {
+      if (!name.startsWith('data/')) return inner.put(name, data, opts);
+      await slow(() => inner.put(name, data, opts));
+    };
+    // spooled packs (the default) arrive through putFile
+    storage.putFile = async (name, file, size) => slow(() => inner.putFile!(name, file, size));
     return { storage, most: () => most, packs: () => packs };
   }
 
@@ -384,6 +390,73 @@ describe('pack uploads', () => {
     expect(packs()).toBeGreaterThanOrEqual(2);
     for (let i = 0; i < 8; i++) expect((await repo.loadBlob(ids[i]!)).equals(pseudoRandom(5 << 20, 100 + i))).toBe(true);
     await repo.close();
+  });
+});
+
+describe.each(backends)('spooled packs on $name', (backend) => {
+  /** Spool files left anywhere a pack may be spooled: the local repository's data/ or the cache. */
+  function spoolFiles(storage: Storage, cacheDir: string): string[] {
+    const dirs = [storage.spoolDir, ...fs.readdirSync(cacheDir).map((d) => path.join(cacheDir, d, 'spool'))];
+    return dirs.flatMap((d) => (d !== undefined && fs.existsSync(d) ? fs.readdirSync(d).filter((n) => n.startsWith('pack.tmp-')) : []));
+  }
+
+  it('packs are written through a spool file that is gone once they are stored', async () => {
+    const storage = await backend.make();
+    const cacheDir = await makeTempDir();
+    const repo = await Repository.init(storage, 'pw', { kdf: testKdf(), cacheDir });
+    const ids: Buffer[] = [];
+    for (let i = 0; i < 7; i++) ids.push((await repo.saveBlob('data', pseudoRandom(5 << 20, 300 + i))).id);
+    // the open pack is on disk, not in memory (and so are those still being stored)
+    expect(spoolFiles(storage, cacheDir).length).toBeGreaterThanOrEqual(1);
+    const tree = (await repo.saveBlob('tree', Buffer.from('{"nodes":[]}'))).id;
+    await repo.flush();
+    expect(spoolFiles(storage, cacheDir)).toEqual([]);
+    const packs = await names(storage, 'data/');
+    expect(packs.length).toBeGreaterThanOrEqual(3);
+    for (const p of packs) expect(p).toMatch(/^data\/[0-9a-f]{2}\/[0-9a-f]{64}$/);
+    if (storage.spoolDir === undefined) expect(fs.existsSync(path.join(cacheDir, repo.id, 'spool'))).toBe(true);
+    await repo.close();
+    const again = await Repository.open(storage, 'pw', { cacheDir: await makeTempDir() });
+    for (let i = 0; i < 7; i++) expect((await again.loadBlob(ids[i]!)).equals(pseudoRandom(5 << 20, 300 + i))).toBe(true);
+    expect((await again.loadBlob(tree)).toString()).toBe('{"nodes":[]}');
+    await again.close();
+  });
+
+  it('a pack that cannot be stored fails the flush and leaves no spool file; close drops an open pack', async () => {
+    const inner = await backend.make();
+    const storage = Object.create(inner) as Storage;
+    storage.putFile = async () => {
+      throw new StorageError('access-denied', 'the store refuses packs', false);
+    };
+    const cacheDir = await makeTempDir();
+    const repo = await Repository.init(storage, 'pw', { kdf: testKdf(), cacheDir });
+    for (let i = 0; i < 4; i++) await repo.saveBlob('data', pseudoRandom(5 << 20, 400 + i)).catch(() => undefined);
+    await expect(repo.flush()).rejects.toThrow(/refuses packs/);
+    expect(spoolFiles(storage, cacheDir)).toEqual([]);
+    expect(await names(inner, 'data/')).toEqual([]);
+    await repo.close();
+
+    const other = await Repository.open(inner, 'pw', { cacheDir });
+    await other.saveBlob('data', Buffer.from('never flushed'));
+    expect(spoolFiles(inner, cacheDir)).toHaveLength(1);
+    await other.close();
+    expect(spoolFiles(inner, cacheDir)).toEqual([]);
+  });
+
+  it('LIFEBOAT_PACK_SPOOL=0 builds packs in memory instead', async () => {
+    const storage = await backend.make();
+    const cacheDir = await makeTempDir();
+    process.env.LIFEBOAT_PACK_SPOOL = '0';
+    try {
+      const repo = await Repository.init(storage, 'pw', { kdf: testKdf(), cacheDir });
+      const id = (await repo.saveBlob('data', pseudoRandom(1 << 20, 500))).id;
+      expect(spoolFiles(storage, cacheDir)).toEqual([]);
+      await repo.flush();
+      expect((await repo.loadBlob(id)).equals(pseudoRandom(1 << 20, 500))).toBe(true);
+      await repo.close();
+    } finally {
+      delete process.env.LIFEBOAT_PACK_SPOOL;
+    }
   });
 });
 
