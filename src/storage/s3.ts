@@ -121,6 +121,9 @@ export class S3Storage implements Storage {
   }
 
   /** False until probeConditionalPut() has found If-None-Match: * to be enforced. */
+  /** Listings of S3-compatible stores are not assumed to show every finished put at once. */
+  readonly consistentListing = false;
+
   get supportsConditionalPut(): boolean {
     return this.conditional ?? false;
   }
