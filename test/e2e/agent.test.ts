@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeTempDir } from '../helpers/storage-backends.js';
+import { localPacks } from '../helpers/repo.js';
 import { StateDb } from '../../src/agent/state-db.js';
 import { cli, job, recorder, setupRepo, startAgent, status, stopAgent, waitFor, type AgentProc } from '../agent/harness.js';
 
@@ -236,8 +237,7 @@ backups:
     expect((await cli(config, ['run', 'big'])).code).toBe(0);
     // mid-backup: running, and at least one pack uploaded
     await waitFor('a pack uploaded by the running backup', async () => {
-      const packs = fs.existsSync(path.join(dir, 'repo', 'data')) ? fs.readdirSync(path.join(dir, 'repo', 'data')).flatMap((d) => fs.readdirSync(path.join(dir, 'repo', 'data', d))) : [];
-      return packs.length >= 1 ? true : undefined;
+      return localPacks(path.join(dir, 'repo')).length >= 1 ? true : undefined;
     }, 120_000, agent);
     const stopped = await stopAgent(agent);
     expect(agent.log()).toMatch(/job big: interrupted after/);
@@ -415,14 +415,10 @@ restore_test:
     expect((await stopAgent(agent)).code).toBe(0);
 
     // flip a byte inside every data pack's blobs: the restore test must notice
-    const packsDir = path.join(dir, 'repo', 'data');
-    for (const d of fs.readdirSync(packsDir)) {
-      for (const f of fs.readdirSync(path.join(packsDir, d))) {
-        const p = path.join(packsDir, d, f);
-        const b = fs.readFileSync(p);
-        b[30] ^= 0xff; // inside the first blob's sealed bytes
-        fs.writeFileSync(p, b);
-      }
+    for (const p of localPacks(path.join(dir, 'repo'))) {
+      const b = fs.readFileSync(p);
+      b[30] ^= 0xff; // inside the first blob's sealed bytes
+      fs.writeFileSync(p, b);
     }
     const bad = await cli(config, ['restore-test', '--files', '50', '--json']);
     expect(bad.code).toBe(1);

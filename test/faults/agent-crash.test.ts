@@ -26,7 +26,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { CLI, cliStdoutBytes, runCli } from '../helpers/cli.js';
 import { makeTempDir } from '../helpers/storage-backends.js';
 import { expectRestoresTo, treeState, type TreeState } from '../helpers/tree-state.js';
-import { mulberry32, sqlText } from '../helpers/repo.js';
+import { localPacks, mulberry32, sqlText } from '../helpers/repo.js';
 import { pgCreate, pgDumpDigest, pgServer, uniqueName } from '../sources/db-fixtures.js';
 import { cleanEnv, setupRepo, status, waitFor } from '../agent/harness.js';
 import { StateDb, type RunRecord } from '../../src/agent/state-db.js';
@@ -286,7 +286,7 @@ databases:
     const isBackup = (p: number) => /\bbackup\b/.test(cmdline(p));
     const child = await waitFor('the backup process', () => descendants(agent.pid).find(isBackup), 30_000);
     // mid-backup: the first pack is written
-    await waitFor('a pack', () => (fs.existsSync(path.join(dir, 'repo', 'data')) && fs.readdirSync(path.join(dir, 'repo', 'data')).length > 0 ? true : undefined), 60_000);
+    await waitFor('a pack', () => (localPacks(path.join(dir, 'repo')).length > 0 ? true : undefined), 60_000);
     process.kill(agent.pid, 'SIGKILL');
     expect((await agent.exited).signal).toBe('SIGKILL');
     const orphanAlive = alive(child);

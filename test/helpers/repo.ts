@@ -9,6 +9,18 @@ export function testKdf(): KdfParams {
   return { opslimit: 1, memlimit: 8 * 1024 * 1024, salt: crypto.randomBytes(16) };
 }
 
+/**
+ * The stored packs of a local repository (data/<xx>/<64 hex>), as paths: not the packs being
+ * written (data/pack.tmp-…) nor anything else.
+ */
+export function localPacks(repoDir: string): string[] {
+  const data = path.join(repoDir, 'data');
+  if (!fs.existsSync(data)) return [];
+  return fs.readdirSync(data, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && /^[0-9a-f]{2}$/.test(d.name))
+    .flatMap((d) => fs.readdirSync(path.join(data, d.name)).filter((n) => /^[0-9a-f]{64}$/.test(n)).map((n) => path.join(data, d.name, n)));
+}
+
 export function tmpDir(prefix = 'lifeboat-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
