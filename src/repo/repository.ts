@@ -499,7 +499,7 @@ export class Repository {
         // may name them (every later write and flush fails with this)
         packer.discard();
         this.packers[blob.type] = null;
-        this.writeFailure ??= e instanceof Error ? e : new Error(String(e));
+        this.failWrites(e);
         throw e;
       }
       this.sealedReleaser?.(blob.sealed);
@@ -523,7 +523,7 @@ export class Repository {
       cleanSpool(this.spool);
     }
     const cacheSpool = this.storage.spoolDir === undefined;
-    return SpooledPackWriter.create(this.spool, type, this.keys.encryption, (e, file) => {
+    const mapError = (e: unknown, file: string): Error => {
       const code = (e as NodeJS.ErrnoException | null)?.code;
       const why = e instanceof Error ? e.message : String(e);
       if (cacheSpool) {
@@ -531,7 +531,13 @@ export class Repository {
       }
       const kind = code === 'ENOSPC' || code === 'EDQUOT' ? 'no-space' : code === 'EACCES' || code === 'EPERM' ? 'access-denied' : 'invalid';
       return new StorageError(kind, `${this.storage.location}: cannot write pack ${file}: ${why}`, false, { cause: e });
-    });
+    };
+    try {
+      return SpooledPackWriter.create(this.spool, type, this.keys.encryption, mapError);
+    } catch (e) {
+      this.failWrites(e); // no pack can be written: that is the command's error
+      throw e;
+    }
   }
 
   private async finishPack(type: BlobType): Promise<void> {
@@ -569,14 +575,23 @@ export class Repository {
       ? this.uploadPack(finished)
       : assembler!(parts!.parts, parts!.size).then(({ bytes, id }) =>
         this.uploadPack(located({ id, type, bytes, entries: parts!.entries })));
+    this.track(upload);
+  }
+
+  /** Counts an upload under way until it settles; its failure fails every later write. */
+  private track(upload: Promise<void>): void {
     const p: Promise<void> = upload.then(
       () => void this.uploads.delete(p),
       (e: unknown) => {
         this.uploads.delete(p);
-        this.writeFailure ??= e instanceof Error ? e : new Error(String(e));
+        this.failWrites(e);
       },
     );
     this.uploads.add(p);
+  }
+
+  private failWrites(e: unknown): void {
+    this.writeFailure ??= e instanceof Error ? e : new Error(String(e));
   }
 
   private async uploadPack(pack: FinishedPack): Promise<void> {
@@ -594,7 +609,7 @@ export class Repository {
       pack = packer.finish();
     } catch (e) {
       packer.discard();
-      this.writeFailure ??= e instanceof Error ? e : new Error(String(e));
+      this.failWrites(e);
       throw e;
     }
     for (const e of pack.entries) this.pending.set(toHex(e.id), { type: pack.type, pack: pack.id, entry: e });
@@ -605,14 +620,7 @@ export class Repository {
       packer.discard();
       throw e;
     }
-    const p: Promise<void> = this.uploadSpooled(pack).then(
-      () => void this.uploads.delete(p),
-      (e: unknown) => {
-        this.uploads.delete(p);
-        this.writeFailure ??= e instanceof Error ? e : new Error(String(e));
-      },
-    ).finally(() => packer.discard());
-    this.uploads.add(p);
+    this.track(this.uploadSpooled(pack).finally(() => packer.discard()));
   }
 
   private async uploadSpooled(pack: SpooledPack): Promise<void> {
