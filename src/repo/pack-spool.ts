@@ -12,7 +12,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { BlobType, SealedBlob } from './blob.js';
-import { packSizeEstimate, packTail, type PackEntry } from './pack.js';
+import { PackEntries, packTail, type PackEntry } from './pack.js';
 
 const SPOOL_NAME = /^pack\.tmp-[0-9a-f]{16}$/;
 /** Spool files untouched for this long belong to no live writer (a pack is written in seconds). */
@@ -32,19 +32,18 @@ export interface SpooledPack {
 export type SpoolErrorMapper = (e: unknown, file: string) => Error;
 
 /** Collects sealed blobs of one type into a pack file in the spool directory. */
-export class SpooledPackWriter {
-  private readonly entries: PackEntry[] = [];
+export class SpooledPackWriter extends PackEntries {
   private readonly hash = createHash('sha256');
-  private bytes = 0;
   private fd: number | null;
 
   private constructor(
-    readonly type: BlobType,
+    type: BlobType,
     private readonly encryptionKey: Uint8Array,
     readonly file: string,
     fd: number,
     private readonly mapError: SpoolErrorMapper,
   ) {
+    super(type);
     this.fd = fd;
   }
 
@@ -66,25 +65,11 @@ export class SpooledPackWriter {
     return new SpooledPackWriter(type, encryptionKey, file, fd, mapError);
   }
 
-  get size(): number {
-    return this.bytes;
-  }
-
-  get count(): number {
-    return this.entries.length;
-  }
-
-  /** Bytes the pack would have after adding a blob of this sealed length (header estimate included). */
-  sizeWith(sealedLength: number): number {
-    return packSizeEstimate(this.bytes + sealedLength, this.entries.length + 1);
-  }
-
   /** Appends a sealed blob; its buffer is not referenced afterwards. */
   add(blob: SealedBlob): void {
-    if (blob.type !== this.type) throw new Error(`cannot add a ${blob.type} blob to a ${this.type} pack`);
+    this.check(blob);
     this.append(blob.sealed);
-    this.entries.push({ id: blob.id, type: blob.type, offset: this.bytes, length: blob.sealed.length, rawLength: blob.rawLength });
-    this.bytes += blob.sealed.length;
+    this.record(blob);
   }
 
   /** Writes the header and closes the file: the pack is complete and named. */

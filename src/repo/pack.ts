@@ -11,7 +11,7 @@ const HEADER_VERSION = 1;
 const ENTRY_SIZE = 1 + 4 + 4 + 32;
 
 /** Bytes a pack of `blobBytes` sealed blobs and `count` entries is estimated to have (header included). */
-export function packSizeEstimate(blobBytes: number, count: number): number {
+function packSizeEstimate(blobBytes: number, count: number): number {
   return blobBytes + count * ENTRY_SIZE + 64;
 }
 const TYPE_CODE: Record<BlobType, number> = { data: 0, tree: 1 };
@@ -31,16 +31,15 @@ export interface FinishedPack {
   entries: PackEntry[];
 }
 
-/** Collects sealed blobs of one type and produces a pack: blobs ‖ sealed header ‖ header length. */
-export class PackWriter {
-  private readonly parts: Buffer[] = [];
-  private readonly entries: PackEntry[] = [];
-  private bytes = 0;
+/**
+ * The entries of a pack being filled (blobs of one type, in order), whatever holds its bytes:
+ * PackWriter (memory) or SpooledPackWriter (a file).
+ */
+export abstract class PackEntries {
+  protected readonly entries: PackEntry[] = [];
+  protected bytes = 0;
 
-  constructor(
-    readonly type: BlobType,
-    private readonly encryptionKey: Uint8Array,
-  ) {}
+  constructor(readonly type: BlobType) {}
 
   get size(): number {
     return this.bytes;
@@ -55,11 +54,32 @@ export class PackWriter {
     return packSizeEstimate(this.bytes + sealedLength, this.entries.length + 1);
   }
 
-  add(blob: SealedBlob): void {
+  /** Checks the blob's type; call `record` once its bytes are stored. */
+  protected check(blob: SealedBlob): void {
     if (blob.type !== this.type) throw new Error(`cannot add a ${blob.type} blob to a ${this.type} pack`);
+  }
+
+  protected record(blob: SealedBlob): void {
     this.entries.push({ id: blob.id, type: blob.type, offset: this.bytes, length: blob.sealed.length, rawLength: blob.rawLength });
-    this.parts.push(blob.sealed);
     this.bytes += blob.sealed.length;
+  }
+}
+
+/** Collects sealed blobs of one type and produces a pack: blobs ‖ sealed header ‖ header length. */
+export class PackWriter extends PackEntries {
+  private readonly parts: Buffer[] = [];
+
+  constructor(
+    type: BlobType,
+    private readonly encryptionKey: Uint8Array,
+  ) {
+    super(type);
+  }
+
+  add(blob: SealedBlob): void {
+    this.check(blob);
+    this.parts.push(blob.sealed);
+    this.record(blob);
   }
 
   finish(): FinishedPack {
