@@ -443,6 +443,27 @@ describe.each(backends)('spooled packs on $name', (backend) => {
     expect(spoolFiles(inner, cacheDir)).toEqual([]);
   });
 
+  it('the first pack of a session removes spool files a killed writer left an hour ago, not fresh ones', async () => {
+    const storage = await backend.make();
+    const cacheDir = await makeTempDir();
+    const repo = await Repository.init(storage, 'pw', { kdf: testKdf(), cacheDir });
+    const dir = storage.spoolDir ?? path.join(cacheDir, repo.id, 'spool');
+    fs.mkdirSync(dir, { recursive: true });
+    const stale = path.join(dir, 'pack.tmp-00112233445566aa');
+    const fresh = path.join(dir, 'pack.tmp-00112233445566bb');
+    fs.writeFileSync(stale, 'left by a killed backup');
+    fs.writeFileSync(fresh, 'another backup is writing this');
+    const twoHoursAgo = new Date(Date.now() - 2 * 60 * 60 * 1000);
+    fs.utimesSync(stale, twoHoursAgo, twoHoursAgo);
+    await repo.saveBlob('data', Buffer.from('first blob of the session'));
+    expect(fs.existsSync(stale)).toBe(false);
+    expect(fs.existsSync(fresh)).toBe(true);
+    await repo.flush();
+    // neither is a pack to anyone who lists the repository
+    expect((await names(storage, 'data/')).every((n) => /^data\/[0-9a-f]{2}\/[0-9a-f]{64}$/.test(n))).toBe(true);
+    await repo.close();
+  });
+
   it('LIFEBOAT_PACK_SPOOL=0 builds packs in memory instead', async () => {
     const storage = await backend.make();
     const cacheDir = await makeTempDir();
