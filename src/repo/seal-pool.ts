@@ -112,12 +112,12 @@ export interface SealOptions {
 }
 
 const MiB = 1024 * 1024;
-/** Free transfer buffers kept for reuse, at most. */
 /**
  * Young generation of each worker's heap (V8's default here is 3 × 16 MiB semi-spaces). Restore of
  * the bench's scale-1 tree: peak RSS 313–327 → 287–303 MiB at the same speed; backup unchanged.
  */
 const WORKER_YOUNG_GEN_MB = 2;
+/** Free transfer buffers kept for reuse, at most. */
 const MAX_FREE_BUFFERS = 64;
 /** Free pack buffers (~17 MiB each) kept for reuse, at most. */
 const MAX_FREE_PACK_BUFFERS = 1;

@@ -120,10 +120,10 @@ export class S3Storage implements Storage {
     });
   }
 
-  /** False until probeConditionalPut() has found If-None-Match: * to be enforced. */
   /** Listings of S3-compatible stores are not assumed to show every finished put at once. */
   readonly consistentListing = false;
 
+  /** False until probeConditionalPut() has found If-None-Match: * to be enforced. */
   get supportsConditionalPut(): boolean {
     return this.conditional ?? false;
   }
@@ -289,12 +289,7 @@ export class S3Storage implements Storage {
     opts: PutOptions,
   ): Promise<void> {
     const Key = this.key(name);
-    let stream: Readable | null = null;
-    const open = (): Buffer | Readable => {
-      const b = body();
-      if (b instanceof Readable) stream = b;
-      return b;
-    };
+    const Body = body();
     try {
       if (size > this.threshold) {
         if (opts.ifNoneMatch) {
@@ -304,7 +299,7 @@ export class S3Storage implements Storage {
         const upload = new Upload({
           client: this.client,
           // parts of an object under retention need a checksum (CRC32 here; PutObject sends Content-MD5)
-          params: { Bucket: this.bucket, Key, Body: open(), ...retention, ...(retention.ObjectLockMode ? { ChecksumAlgorithm: 'CRC32' as const } : {}) },
+          params: { Bucket: this.bucket, Key, Body, ...retention, ...(retention.ObjectLockMode ? { ChecksumAlgorithm: 'CRC32' as const } : {}) },
           partSize: Math.max(5 * MiB, this.partSize),
           queueSize: 4,
           leavePartsOnError: false,
@@ -317,7 +312,7 @@ export class S3Storage implements Storage {
           new PutObjectCommand({
             Bucket: this.bucket,
             Key,
-            Body: open(),
+            Body,
             ContentLength: size,
             ContentMD5,
             ...(opts.ifNoneMatch ? { IfNoneMatch: '*' } : {}),
@@ -329,7 +324,7 @@ export class S3Storage implements Storage {
     } catch (e) {
       throw await this.fail(e, 'put', name);
     } finally {
-      (stream as Readable | null)?.destroy();
+      if (Body instanceof Readable) Body.destroy();
     }
   }
 
@@ -646,6 +641,13 @@ export function mapS3Error(e: unknown, w: Where): StorageError {
 /** Bodies are sent in slices of this size (see bodyOf). */
 const BODY_SLICE = 1 * MiB;
 
+/** The base64 MD5 of a file (Content-MD5 of putFile), read in BODY_SLICE pieces. */
+async function md5OfFile(file: string): Promise<string> {
+  const h = createHash('md5');
+  for await (const piece of createReadStream(file, { highWaterMark: BODY_SLICE })) h.update(piece as Buffer);
+  return h.digest('base64');
+}
+
 /**
  * A PutObject body: a Buffer up to one slice, else a stream of slices of it. The stream bounds
  * what one upload holds besides the buffer itself: given a whole 16 MiB pack in one write, a TLS
@@ -655,12 +657,6 @@ const BODY_SLICE = 1 * MiB;
  * thread; the server still checks every byte against Content-MD5. Each call makes a new stream,
  * so a retried put sends the whole buffer again.
  */
-async function md5OfFile(file: string): Promise<string> {
-  const h = createHash('md5');
-  for await (const piece of createReadStream(file, { highWaterMark: BODY_SLICE })) h.update(piece as Buffer);
-  return h.digest('base64');
-}
-
 function bodyOf(data: Buffer): Buffer | Readable {
   if (data.length <= BODY_SLICE) return data;
   return Readable.from((function* slices() {

@@ -30,6 +30,22 @@ function tmpfs(dir: string, size: string): void {
   mounts.push(dir);
 }
 
+/** A source tree `<dir>/src` holding `files` (name → content); returns its path. */
+function sourceTree(dir: string, files: Record<string, Buffer | string>): string {
+  const src = path.join(dir, 'src');
+  fs.mkdirSync(src);
+  for (const [name, data] of Object.entries(files)) fs.writeFileSync(path.join(src, name), data);
+  return src;
+}
+
+/** With room again, the same backup goes through and the repository checks clean. */
+async function backupThenCheck(src: string, env: Record<string, string>): Promise<void> {
+  const ok = await runCli(['backup', src], env);
+  expect(ok.code, ok.stderr).toBe(0);
+  const c = await runCli(['check', '--read-data'], env);
+  expect(c.code, c.stderr).toBe(0);
+}
+
 describe('full disks', () => {
   it('is run as root (mounting tmpfs needs it; CI runs as root)', () => {
     expect(process.getuid?.()).toBe(0);
@@ -67,10 +83,7 @@ describe('full disks', () => {
 
   it('a backup to a full local repository fails with one line, leaves no temporary pack, and completes once there is room', async () => {
     const dir = await makeTempDir();
-    const src = path.join(dir, 'src');
-    fs.mkdirSync(src);
-    fs.writeFileSync(path.join(src, 'big.bin'), randomBytes(12 * 1024 * 1024));
-    fs.writeFileSync(path.join(src, 'small.txt'), 'small\n');
+    const src = sourceTree(dir, { 'big.bin': randomBytes(12 * 1024 * 1024), 'small.txt': 'small\n' });
     const repo = path.join(dir, 'repo');
     tmpfs(repo, '6m');
     const env = await initCliRepo('local', dir, []);
@@ -82,17 +95,12 @@ describe('full disks', () => {
     expect((await runCli(['snapshots', '--json'], env)).stdout.trim()).toBe('[]');
 
     execFileSync('mount', ['-o', 'remount,size=64m', repo]);
-    const ok = await runCli(['backup', src], env);
-    expect(ok.code, ok.stderr).toBe(0);
-    const c = await runCli(['check', '--read-data'], env);
-    expect(c.code, c.stderr).toBe(0);
+    await backupThenCheck(src, env);
   });
 
   it('a backup to S3 whose cache disk cannot hold a pack fails with one line and stores no snapshot', async () => {
     const dir = await makeTempDir();
-    const src = path.join(dir, 'src');
-    fs.mkdirSync(src);
-    fs.writeFileSync(path.join(src, 'big.bin'), randomBytes(24 * 1024 * 1024));
+    const src = sourceTree(dir, { 'big.bin': randomBytes(24 * 1024 * 1024) });
     const buckets: string[] = [];
     const env = await initCliRepo('s3', dir, buckets);
     const cache = path.join(dir, 'small-cache');
@@ -104,17 +112,12 @@ describe('full disks', () => {
     ]);
     expect(fs.readdirSync(cache, { recursive: true, encoding: 'utf8' }).filter((n) => n.includes('pack.tmp-'))).toEqual([]);
     expect((await runCli(['snapshots', '--json'], env)).stdout.trim()).toBe('[]');
-    const ok = await runCli(['backup', src], env);
-    expect(ok.code, ok.stderr).toBe(0);
-    const c = await runCli(['check', '--read-data'], env);
-    expect(c.code, c.stderr).toBe(0);
+    await backupThenCheck(src, env);
   });
 
   it('a backup with a full cache disk fails with one line and the repository checks clean', async () => {
     const dir = await makeTempDir();
-    const src = path.join(dir, 'src');
-    fs.mkdirSync(src);
-    for (let i = 0; i < 300; i++) fs.writeFileSync(path.join(src, `f${i}.txt`), `file ${i} ${randomBytes(8).toString('hex')}\n`);
+    const src = sourceTree(dir, Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`f${i}.txt`, `file ${i} ${randomBytes(8).toString('hex')}\n`])));
     const env = await initCliRepo('local', dir, []);
     const cache = path.join(dir, 'tiny-cache');
     tmpfs(cache, '200k');
