@@ -6,6 +6,7 @@
  *   setXattr(path, name, value)                               lsetxattr
  *   mknod(path, mode, rdevMajor, rdevMinor)                   mknod (FIFOs, devices)
  *   argon2idAvailable(), argon2id(...)                        libsodium's Argon2id (kdf.c)
+ *   cdcScan(...)                                              the chunker's gear scan (cdc.c)
  * Paths are Buffers (raw bytes, NUL-terminated here) or strings. Errors are thrown as Error
  * objects with code (e.g. "ENOENT"), errno and syscall, like Node's own fs errors.
  */
@@ -27,6 +28,7 @@
 #endif
 #include <node_api.h>
 #include "async_work.h"
+#include "cdc.h"
 #include "kdf.h"
 
 #define CHECK(call)                                                     \
@@ -450,6 +452,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"raiseNoFileLimit", NULL, raise_nofile, NULL, NULL, NULL, napi_default, NULL},
     {"argon2idAvailable", NULL, kdf_argon2id_available, NULL, NULL, NULL, napi_default, NULL},
     {"argon2id", NULL, kdf_argon2id, NULL, NULL, NULL, napi_default, NULL},
+    {"cdcScan", NULL, cdc_scan, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -11,7 +11,11 @@
  *
  * Bit k of h depends only on the last k+1 bytes, so the top bits cover a 32-byte window and
  * boundaries resynchronise within 32 bytes after an edit.
+ *
+ * The scan runs in C when the native helper is built (native/cdc.c: ≈ 6× faster than V8 here);
+ * the TypeScript scan below is the reference it is tested against and the fallback.
  */
+import { nativeCdcScan } from '../native/index.js';
 
 export const CHUNKER_MIN = 512 * 1024;
 export const CHUNKER_AVG = 1024 * 1024;
@@ -86,6 +90,10 @@ function roll(buf: Uint8Array, i: number, lim: number, h: number, gear: Int32Arr
   return -1;
 }
 
+/** The native scan, when available; its hash-out slot. */
+const nativeScan = nativeCdcScan();
+const nativeState = new Int32Array(1);
+
 /**
  * Scans buf[i..end). `base` is the index in `buf` where the current chunk starts (negative
  * when earlier bytes of the chunk live in other buffers) and `h` the hash so far. Returns the
@@ -94,6 +102,15 @@ function roll(buf: Uint8Array, i: number, lim: number, h: number, gear: Int32Arr
  */
 function scan(buf: Uint8Array, i: number, end: number, base: number, h: number,
               gear: Int32Array, min: number, avg: number, max: number, maskS: number, maskL: number): number {
+  if (nativeScan === null) return scanJs(buf, i, end, base, h, gear, min, avg, max, maskS, maskL);
+  const cut = nativeScan(buf, i, end, base, h, gear, min, avg, max, maskS, maskL, nativeState);
+  if (cut < 0) scanHash = nativeState[0]!;
+  return cut;
+}
+
+/** {@link scan} in TypeScript: the reference for the native scan (exported for its tests). */
+export function scanJs(buf: Uint8Array, i: number, end: number, base: number, h: number,
+                       gear: Int32Array, min: number, avg: number, max: number, maskS: number, maskL: number): number {
   const skipTo = base + min;
   if (i < skipTo) i = skipTo;
   let lim = base + avg;
@@ -303,7 +320,20 @@ function warmUp(): void {
   scanHash = 0;
 }
 
-warmUp();
+if (nativeScan === null) warmUp();
+
+/**
+ * {@link scanJs}'s result as the native scan reports it (cut, and the hash when there is none),
+ * for the tests that compare the two.
+ */
+export function scanReference(buf: Uint8Array, i: number, end: number, base: number, h: number,
+                              gear: Int32Array, p: ResolvedParams): { cut: number; h: number } {
+  const cut = scanJs(buf, i, end, base, h, gear, p.min, p.avg, p.max, p.maskS, p.maskL);
+  return { cut, h: cut < 0 ? scanHash : 0 };
+}
+
+/** True when the chunker's scan runs in C. */
+export const chunkerIsNative = nativeScan !== null;
 
 /** Chunks an async stream of buffers (e.g. a fs.ReadStream or a dump's stdout). */
 export async function* chunkStream(readable: AsyncIterable<Buffer>, gear: Int32Array,

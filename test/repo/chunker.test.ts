@@ -10,9 +10,12 @@ import {
   type ChunkerParams,
   chunkStream,
   DEFAULT_PARAMS,
+  chunkerIsNative,
   findCut,
   resolveParams,
+  scanReference,
 } from '../../src/repo/chunker.js';
+import { nativeAvailable, nativeCdcScan } from '../../src/native/index.js';
 import { deriveSubkeys, gearTable } from '../../src/repo/keys-derive.js';
 
 const KiB = 1024;
@@ -128,6 +131,45 @@ describe('chunker: parameters', () => {
     expect(() => resolveParams({ min: 2048, avg: 4096, max: 4096 })).toThrow(RangeError);
     expect(() => new Chunker(new Int32Array(255))).toThrow(RangeError);
     expect(() => findCut(new Uint8Array(10), 5, 11, GEAR)).toThrow(RangeError);
+  });
+});
+
+describe('chunker: the native scan (native/cdc.c)', () => {
+  it('is the one in use when the native helper is built', () => {
+    expect(nativeAvailable()).toBe(true);
+    expect(chunkerIsNative).toBe(true);
+  });
+
+  it('finds the same cut, or the same hash to resume with, as the TypeScript scan from any state', () => {
+    const scan = nativeCdcScan();
+    expect(scan).not.toBeNull();
+    const state = new Int32Array(1);
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 40_000 }), fc.integer(), fc.integer({ min: 0, max: 20 }), fc.integer(),
+        fc.integer({ min: 0, max: 40_000 }), fc.integer({ min: -20_000, max: 20_000 }), fc.constantFrom(SMALL, { min: 64, avg: 256, max: 1024 }),
+        (len, seed, gearSeed, h, from, baseDelta, params) => {
+          const data = mixed(seed, len);
+          const gear = gearFor(gearSeed);
+          const p = resolveParams(params);
+          const i = Math.min(from, len);
+          const base = i + baseDelta;
+          const want = scanReference(data, i, len, base, h | 0, gear, p);
+          const cut = scan!(data, i, len, base, h | 0, gear, p.min, p.avg, p.max, p.maskS, p.maskL, state);
+          expect(cut).toBe(want.cut);
+          if (cut < 0) expect(state[0]).toBe(want.h);
+        }),
+      { numRuns: 400 },
+    );
+  });
+
+  it('rejects a range outside the buffer or a bad gear table', () => {
+    const scan = nativeCdcScan()!;
+    const p = resolveParams(SMALL);
+    const args = (buf: Uint8Array, i: number, end: number, gear: Int32Array) =>
+      [buf, i, end, 0, 0, gear, p.min, p.avg, p.max, p.maskS, p.maskL, new Int32Array(1)] as const;
+    expect(() => scan(...args(Buffer.alloc(10), 0, 11, GEAR))).toThrow(RangeError);
+    expect(() => scan(...args(Buffer.alloc(10), 5, 4, GEAR))).toThrow(RangeError);
+    expect(() => scan(...args(Buffer.alloc(10), 0, 10, new Int32Array(255)))).toThrow(RangeError);
   });
 });
 
