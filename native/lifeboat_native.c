@@ -7,6 +7,7 @@
  *   mknod(path, mode, rdevMajor, rdevMinor)                   mknod (FIFOs, devices)
  *   argon2idAvailable(), argon2id(...)                        libsodium's Argon2id (kdf.c)
  *   cdcScan(...)                                              the chunker's gear scan (cdc.c)
+ *   blobNativeAvailable(), sealBlob(...), openBlob(...)       one blob sealed / opened (blob.c)
  * Paths are Buffers (raw bytes, NUL-terminated here) or strings. Errors are thrown as Error
  * objects with code (e.g. "ENOENT"), errno and syscall, like Node's own fs errors.
  */
@@ -28,6 +29,7 @@
 #endif
 #include <node_api.h>
 #include "async_work.h"
+#include "blob.h"
 #include "cdc.h"
 #include "kdf.h"
 
@@ -453,6 +455,9 @@ static napi_value init(napi_env env, napi_value exports) {
     {"argon2idAvailable", NULL, kdf_argon2id_available, NULL, NULL, NULL, napi_default, NULL},
     {"argon2id", NULL, kdf_argon2id, NULL, NULL, NULL, napi_default, NULL},
     {"cdcScan", NULL, cdc_scan, NULL, NULL, NULL, napi_default, NULL},
+    {"blobNativeAvailable", NULL, blob_native_available, NULL, NULL, NULL, napi_default, NULL},
+    {"sealBlob", NULL, blob_seal, NULL, NULL, NULL, napi_default, NULL},
+    {"openBlob", NULL, blob_open, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

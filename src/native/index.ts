@@ -24,7 +24,26 @@ interface Binding {
   argon2idAvailable(): boolean;
   argon2id(password: Buffer, salt: Buffer, opslimit: number, memlimit: number, keyBytes: number): Promise<Buffer>;
   cdcScan: CdcScan;
+  blobNativeAvailable(): boolean;
+  sealBlob(encKey: Uint8Array, idKey: Uint8Array, data: Uint8Array, id: Uint8Array | null, level: number,
+           out: Uint8Array, idOut: Uint8Array): number;
+  openBlob(encKey: Uint8Array, idKey: Uint8Array, sealed: Uint8Array, id: Uint8Array, out: Uint8Array): number;
 }
+
+/**
+ * One blob sealed or opened in one native call (native/blob.c): HMAC id, zstd payload,
+ * XChaCha20-Poly1305 — the same bytes as repo/blob.ts's TypeScript path.
+ */
+export interface NativeBlob {
+  /** Seals `data` into `out` (room for data.length + 41 bytes); the id goes to `idOut`. Returns the sealed length. */
+  seal(encKey: Uint8Array, idKey: Uint8Array, data: Uint8Array, id: Uint8Array | null, level: number,
+       out: Uint8Array, idOut: Uint8Array): number;
+  /** Opens `sealed` into `out` (its exact plaintext length): see {@link OPEN_RESULT}. */
+  open(encKey: Uint8Array, idKey: Uint8Array, sealed: Uint8Array, id: Uint8Array, out: Uint8Array): number;
+}
+
+/** NativeBlob.open's results. */
+export const OPEN_RESULT = { opened: 0, authFailed: 1, needsDecoder: 2, idMismatch: 3 } as const;
 
 /**
  * The chunker's scan in C (native/cdc.c): the index just past the first cut in buf[i..end), or
@@ -207,6 +226,21 @@ export function nativeCdcScan(): CdcScan | null {
   try {
     const b = load();
     return typeof b.cdcScan === 'function' ? b.cdcScan : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The native blob sealer, or null without the native helper, the system's libzstd.so.1 or
+ * OpenSSL in the process (or with LIFEBOAT_NATIVE_BLOB=0): blobs are then sealed in TypeScript.
+ */
+export function nativeBlob(): NativeBlob | null {
+  if (process.env.LIFEBOAT_NATIVE_BLOB === '0') return null;
+  try {
+    const b = load();
+    if (typeof b.blobNativeAvailable !== 'function' || !b.blobNativeAvailable()) return null;
+    return { seal: b.sealBlob, open: b.openBlob };
   } catch {
     return null;
   }

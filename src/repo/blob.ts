@@ -1,9 +1,20 @@
 import { timingSafeEqual } from 'node:crypto';
-import { OVERHEAD, open as aeadOpen, openInto as aeadOpenInto, seal } from './aead.js';
-import { decodePayload, decodePayloadInto, encodePayloadParts } from './compress.js';
+import { OVERHEAD, open as aeadOpen, openInto as aeadOpenInto, seal, sealInto } from './aead.js';
+import { DEFAULT_LEVEL, decodePayload, decodePayloadInto, encodePayloadParts } from './compress.js';
 import { IntegrityError } from './errors.js';
 import { blobId } from './keys-derive.js';
 import { toHex } from '../util/hex.js';
+import { nativeBlob, OPEN_RESULT } from '../native/index.js';
+
+/**
+ * Blobs are sealed and opened in one native call when the helper, libzstd and OpenSSL are there
+ * (native/blob.c: the same bytes, without node:crypto's objects and buffers per blob); the
+ * TypeScript path below is the reference and the fallback.
+ */
+const native = nativeBlob();
+
+/** True when blobs are sealed and opened natively. */
+export const blobsAreNative = native !== null;
 
 export type BlobType = 'data' | 'tree';
 
@@ -20,9 +31,14 @@ export function sealBlob(
   keys: { encryption: Uint8Array; blobId: Uint8Array },
   type: BlobType,
   data: Buffer,
-  id: Buffer = blobId(keys.blobId, data),
+  id?: Buffer,
   level?: number,
 ): SealedBlob {
+  if (native !== null) {
+    const r = sealBlobInto(keys, data, id, level, (n) => new ArrayBuffer(n));
+    return { id: r.id, type, sealed: Buffer.from(r.sealed, 0, r.sealedLength), rawLength: data.length };
+  }
+  id ??= blobId(keys.blobId, data);
   // the payload's flag byte and body are sealed as parts: a raw body is never copied, and a
   // compressed one is encrypted straight out of the thread's compression scratch buffer
   return { id, type, sealed: seal(keys.encryption, encodePayloadParts(data, level, true), id), rawLength: data.length };
@@ -42,6 +58,41 @@ export function blobPayload(
 ): { id: Buffer; payload: [Buffer, Buffer]; sealedLength: number } {
   const payload = encodePayloadParts(data, level, true);
   return { id, payload, sealedLength: OVERHEAD + payload[0].length + payload[1].length };
+}
+
+/** A blob sealed by {@link sealBlobInto}: its id, and its sealed bytes at the start of `sealed`. */
+export interface SealedInto {
+  id: Buffer;
+  sealed: ArrayBuffer;
+  sealedLength: number;
+}
+
+/**
+ * {@link sealBlob} into a buffer the caller picks: `alloc(n)` must return an ArrayBuffer of at
+ * least n bytes (the seal pool's workers recycle them). Natively n is the data's length plus 41
+ * (the largest a sealed blob can be); in TypeScript it is the exact sealed length. The id is
+ * a Buffer over its own 32-byte ArrayBuffer.
+ */
+export function sealBlobInto(
+  keys: { encryption: Uint8Array; blobId: Uint8Array },
+  data: Uint8Array,
+  id: Uint8Array | undefined,
+  level: number | undefined,
+  alloc: (n: number) => ArrayBuffer,
+): SealedInto {
+  if (native !== null) {
+    const sealed = alloc(data.length + 1 + OVERHEAD);
+    const idOut = Buffer.from(new ArrayBuffer(32));
+    const sealedLength = native.seal(keys.encryption, keys.blobId, data, id ?? null, level ?? DEFAULT_LEVEL, new Uint8Array(sealed), idOut);
+    return { id: idOut, sealed, sealedLength };
+  }
+  const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const blob = blobPayload(keys, bytes, id === undefined ? undefined : Buffer.from(id.buffer, id.byteOffset, id.byteLength), level);
+  const sealed = alloc(blob.sealedLength);
+  sealInto(keys.encryption, blob.payload, blob.id, new Uint8Array(sealed), 0);
+  let idBuf = blob.id;
+  if (idBuf.byteOffset !== 0 || idBuf.byteLength !== idBuf.buffer.byteLength) idBuf = Buffer.from(Uint8Array.from(idBuf).buffer);
+  return { id: idBuf, sealed, sealedLength: blob.sealedLength };
 }
 
 /** Opens a sealed blob and checks that its plaintext hashes to its id. */
@@ -84,6 +135,13 @@ export function openBlobInto(
   out: Buffer,
   where: string,
 ): void {
+  if (native !== null) {
+    const r = native.open(keys.encryption, keys.blobId, sealed, id, out);
+    if (r === OPEN_RESULT.opened) return;
+    if (r === OPEN_RESULT.authFailed) throw new IntegrityError(`blob ${toHex(id)} in ${where}`, 'authentication failed');
+    if (r === OPEN_RESULT.idMismatch) throw new IntegrityError(`blob ${toHex(id)} in ${where}`, 'content does not match its id');
+    // a payload the native decoder leaves alone (corrupt, or unusual): the TypeScript path says why
+  }
   const payloadLen = sealed.length - OVERHEAD;
   if (openScratch === null || openScratch.length < payloadLen) {
     openScratch = Buffer.allocUnsafe(Math.max(1, Math.ceil(payloadLen / (1 << 20))) * (1 << 20)); // 1 MiB steps

@@ -1,6 +1,6 @@
 /**
  * Worker thread of the seal pool (seal-pool.ts): turns chunks into sealed blobs with
- * {@link sealBlob} — HMAC id (unless the id is given), zstd payload, XChaCha20-Poly1305 with
+ * {@link sealBlobInto} — HMAC id (unless the id is given), zstd payload, XChaCha20-Poly1305 with
  * AD = id. No crypto of its own: exactly the code the main thread would run.
  *
  * Protocol (all messages on the worker's parent port):
@@ -34,8 +34,7 @@ import { createHash } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { sealInto } from './aead.js';
-import { blobPayload, openBlobsInto, outputSize, type BlobType } from './blob.js';
+import { openBlobsInto, outputSize, sealBlobInto, type BlobType } from './blob.js';
 import { NotRegularError, nodeStat, readWholeInto, type NodeStat } from '../util/small-file.js';
 import type { WriteTarget } from '../util/pwrite.js';
 import { openAndWriteBlobs } from './open-write.js';
@@ -263,9 +262,8 @@ function readAndSeal(keys: { encryption: Uint8Array; blobId: Uint8Array }, level
     if (r === null) return [{ kind: 'file-done', seq: task.seq, read: null, ...none }, []];
     const read = { stat: nodeStat(r.before), changed: r.changed, reads: r.reads, size: r.length };
     if (r.length === 0) return [{ kind: 'file-done', seq: task.seq, read, ...none }, []];
-    const blob = blobPayload(keys, into.subarray(0, r.length), undefined, level);
-    const sealed = takeOut(blob.sealedLength);
-    sealInto(keys.encryption, blob.payload, blob.id, new Uint8Array(sealed), 0);
+    const blob = sealBlobInto(keys, into.subarray(0, r.length), undefined, level, takeOut);
+    const { sealed } = blob;
     const id = ownBuffer(blob.id);
     const done: FileDone = { kind: 'file-done', seq: task.seq, read, id, sealed, sealedLength: blob.sealedLength };
     return [done, id === sealed ? [sealed] : [sealed, id]];
@@ -330,9 +328,8 @@ async function main(): Promise<void> {
     try {
       const id = task.id === null ? undefined : Buffer.from(task.id.buffer, task.id.byteOffset, task.id.byteLength);
       addSpare(task.spare);
-      const blob = blobPayload(keys, chunk, id, level);
-      const sealed = takeOut(blob.sealedLength);
-      sealInto(keys.encryption, blob.payload, blob.id, new Uint8Array(sealed), 0);
+      const blob = sealBlobInto(keys, chunk, id, level, takeOut);
+      const { sealed } = blob;
       const idBuf = ownBuffer(blob.id);
       const done: SealDone = {
         kind: 'done', seq: task.seq, id: idBuf, sealed, sealedLength: blob.sealedLength, rawLength: task.len, buf: task.buf,
