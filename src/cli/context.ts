@@ -16,6 +16,8 @@ import { configFileFor } from '../config/locate.js';
 import { configModule } from './config-module.js';
 import { parseDuration } from '../util/duration.js';
 import { releaseOnSignal } from './stop-signal.js';
+import { saveKdfHint } from './early-kdf.js';
+import { defaultCacheDir } from '../repo/cache-dir.js';
 
 /** Options every command accepts (set on the root program). */
 export interface GlobalOptions {
@@ -88,6 +90,10 @@ export class CliContext {
         cacheDir: this.globals.cacheDir, sync, warn: (m) => this.out.warn(m), uploadConcurrency: this.uploadConcurrency(),
       });
       repo.appendOnly = this.appendOnly();
+      const location = this.repositoryLocation();
+      if (repo.keyKdf !== null && /^[a-z0-9]+:/i.test(location) && !location.startsWith('local:')) {
+        saveKdfHint(defaultCacheDir(this.globals.cacheDir), location, repo.keyKdf);
+      }
       return repo;
     } catch (e) {
       await storage.close();

@@ -5,13 +5,63 @@
  * known cheaply — a local repository from --repo/-r or LIFEBOAT_REPOSITORY, the password from
  * --password-file/-p, LIFEBOAT_PASSWORD_FILE or LIFEBOAT_PASSWORD. It reads the repository's
  * first key file (in the order unlocking tries them) and calls prefetchKey; the real open
- * later asks for the same derivation and gets it (kdf.ts). Any doubt (S3, a config-file
- * repository, several key files' order, unreadable files) and nothing is started: the normal
- * path derives as before. Never throws.
+ * later asks for the same derivation and gets it (kdf.ts). A remote repository (S3) can't be read
+ * this early: its key file's parameters come from the hint the last command that opened it left
+ * in the cache (kdfHintFile). Any doubt (a config-file repository or cache directory, several
+ * key files' order, unreadable files, no hint) and nothing is started: the normal path derives
+ * as before. Never throws.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { defaultCacheDir } from '../repo/cache-dir.js';
 import { prefetchKey } from '../repo/kdf.js';
+import { mayUseConfig } from './config-module.js';
+
+/** A key file's KDF parameters as stored (keyfile.ts): all an early derivation needs. */
+interface KdfHint {
+  algorithm?: unknown;
+  opslimit?: unknown;
+  memlimit?: unknown;
+  salt?: unknown;
+}
+
+/**
+ * Where the KDF parameters of the key file that last opened a remote repository are kept:
+ * `<cache>/kdf-hints/<hash of the location>.json`. Only the algorithm, limits and salt — public
+ * values, stored in the clear in the key file too, and of no use without the key file's
+ * encrypted master key — so that the next command can start the derivation before the AWS SDK
+ * has even loaded. A stale hint costs one wasted derivation on the other core.
+ */
+export function kdfHintFile(cacheRoot: string, location: string): string {
+  return path.join(cacheRoot, 'kdf-hints', `${createHash('sha256').update(location).digest('hex').slice(0, 32)}.json`);
+}
+
+/** Records the hint for a remote location after it was opened (never throws). */
+export function saveKdfHint(cacheRoot: string, location: string, kdf: { algorithm: string; opslimit: number; memlimit: number; salt: string }): void {
+  try {
+    const file = kdfHintFile(cacheRoot, location);
+    const text = `${JSON.stringify({ algorithm: kdf.algorithm, opslimit: kdf.opslimit, memlimit: kdf.memlimit, salt: kdf.salt })}\n`;
+    try {
+      if (fs.readFileSync(file, 'utf8') === text) return;
+    } catch {
+      // no hint yet
+    }
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    const tmp = `${file}.tmp-${process.pid}`;
+    fs.writeFileSync(tmp, text, { mode: 0o600 });
+    fs.renameSync(tmp, file);
+  } catch {
+    // only start-up latency depends on it
+  }
+}
+
+/** Starts the derivation a key file with these parameters needs, when they are sound. */
+function prefetchFrom(password: string, kdf: KdfHint | undefined): void {
+  if (!kdf || kdf.algorithm !== 'argon2id13' || typeof kdf.opslimit !== 'number' || typeof kdf.memlimit !== 'number' ||
+      typeof kdf.salt !== 'string' || kdf.opslimit > 100) return;
+  prefetchKey(password, { opslimit: kdf.opslimit, memlimit: kdf.memlimit, salt: Buffer.from(kdf.salt, 'base64') });
+}
 
 function flagValue(argv: string[], names: string[]): string | undefined {
   let found: string | undefined;
@@ -29,23 +79,29 @@ function flagValue(argv: string[], names: string[]): string | undefined {
 export function startEarlyKdf(argv: string[], env: NodeJS.ProcessEnv = process.env): void {
   try {
     const loc = flagValue(argv, ['-r', '--repo']) ?? env.LIFEBOAT_REPOSITORY;
-    if (!loc || /^[a-z0-9]+:/i.test(loc) && !loc.startsWith('local:')) return;
-    const dir = path.resolve(loc.startsWith('local:') ? loc.slice('local:'.length) : loc);
+    if (!loc) return;
+    const remote = /^[a-z0-9]+:/i.test(loc) && !loc.startsWith('local:');
     const file = flagValue(argv, ['-p', '--password-file']) ?? env.LIFEBOAT_PASSWORD_FILE;
     // only a regular file may be read twice: a FIFO or /dev/stdin would be consumed here
     if (file && !fs.statSync(file).isFile()) return;
     const password = file ? fs.readFileSync(file, 'utf8').replace(/\r?\n$/, '') : env.LIFEBOAT_PASSWORD;
     if (!password) return;
+    if (remote) {
+      // the cache directory as CliContext finds it; a config file may name another one
+      const flag = flagValue(argv, ['--cache-dir']);
+      if (flag === undefined && !env.LIFEBOAT_CACHE_DIR && mayUseConfig(argv, env)) return;
+      const hint = JSON.parse(fs.readFileSync(kdfHintFile(defaultCacheDir(flag), loc), 'utf8')) as KdfHint;
+      prefetchFrom(password, hint);
+      return;
+    }
+    const dir = path.resolve(loc.startsWith('local:') ? loc.slice('local:'.length) : loc);
     const names = fs.readdirSync(path.join(dir, 'keys')).filter((n) => /^[0-9a-f]{64}$/.test(n));
     if (names.length === 0 || names.length > 4) return;
     const files = names.map((n) => JSON.parse(fs.readFileSync(path.join(dir, 'keys', n), 'utf8')) as {
-      created?: unknown; kdf?: { algorithm?: unknown; opslimit?: unknown; memlimit?: unknown; salt?: unknown };
+      created?: unknown; kdf?: KdfHint;
     }).map((f, i) => ({ f, id: names[i]! }));
     files.sort((a, b) => String(a.f.created).localeCompare(String(b.f.created)) || a.id.localeCompare(b.id));
-    const kdf = files[0]!.f.kdf;
-    if (!kdf || kdf.algorithm !== 'argon2id13' || typeof kdf.opslimit !== 'number' || typeof kdf.memlimit !== 'number' ||
-        typeof kdf.salt !== 'string' || kdf.opslimit > 100) return;
-    prefetchKey(password, { opslimit: kdf.opslimit, memlimit: kdf.memlimit, salt: Buffer.from(kdf.salt, 'base64') });
+    prefetchFrom(password, files[0]!.f.kdf);
   } catch {
     // the normal path reports whatever is wrong
   }

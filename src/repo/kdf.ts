@@ -194,3 +194,8 @@ export function prefetchKey(password: string, params: KdfParams): void {
   entry.key.catch(() => undefined);
   prefetched.set(tag, entry);
 }
+
+/** True when a derivation for exactly this password and these parameters was started ahead (for tests). */
+export function hasPrefetched(password: string, params: KdfParams): boolean {
+  return prefetched.has(prefetchTag(password, params));
+}

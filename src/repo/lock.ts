@@ -155,6 +155,7 @@ export class RepoLock {
     };
     const name = `locks/${randomBytes(32).toString('hex')}`;
     const bytes = sealJson(key, 'lock', info);
+    await storage.ready?.();
     const conditional = storage.supportsConditionalPut;
     await storage.put(name, bytes, { ifNoneMatch: conditional, transient: true });
     let marker = false;

@@ -5,7 +5,7 @@ import { StorageError } from '../storage/errors.js';
 import { IndexDb } from '../cache/index-db.js';
 import { toHex, isHexId } from '../util/hex.js';
 import { deriveSubkeys, gearTable } from './keys-derive.js';
-import { createKeyFile } from './keyfile.js';
+import { createKeyFile, type KeyFile } from './keyfile.js';
 import { readKeyFiles, unlockMasterKey, type StoredKey } from './key-store.js';
 import type { KdfParams } from './kdf.js';
 import {
@@ -116,6 +116,8 @@ export class Repository {
    * refuse), for VMs whose storage credentials may not delete. A trusted host does maintenance.
    */
   appendOnly = false;
+  /** The KDF parameters and salt of the key file that opened this repository (null when created here). */
+  keyKdf: KeyFile['kdf'] | null = null;
   /** Snapshots that could not be read at the last sync, with the reason. */
   readonly unreadableSnapshots = new Map<string, string>();
   /** Longest time between index checkpoints while writing (LIFEBOAT_CHECKPOINT_INTERVAL). */
@@ -180,6 +182,7 @@ export class Repository {
     const key = await createKeyFile(master, password, opts.kdf);
     const { encryption } = deriveSubkeys(master);
     // the key first: a config without a key could never be opened, a key without a config is inert
+    await storage.ready?.();
     await storage.put(`keys/${key.id}`, key.bytes, { ifNoneMatch: storage.supportsConditionalPut });
     try {
       await storage.put('config', sealJson(encryption, 'config', config), { ifNoneMatch: storage.supportsConditionalPut });
@@ -195,24 +198,34 @@ export class Repository {
 
   static async open(storage: Storage, password: string, opts: OpenOptions = {}): Promise<Repository> {
     checkPassword(password);
+    // the config, the key files and (to sync the cache) the listings are fetched at once: on S3
+    // each is a round trip, and the listings overlap the key derivation
+    const configRead = storage.get('config');
+    configRead.catch(() => undefined);
+    const sync = opts.sync ?? true;
+    const listings = sync ? { index: listObjects(storage, 'index'), snapshots: listObjects(storage, 'snapshots') } : null;
+    listings?.index.catch(() => undefined);
+    listings?.snapshots.catch(() => undefined);
+    const unlocking = unlockMasterKey(storage, password);
+    unlocking.catch(() => undefined);
     let configBytes: Buffer;
     try {
-      configBytes = await storage.get('config');
+      configBytes = await configRead;
     } catch (e) {
       if (e instanceof StorageError && (e.code === 'not-found' || e.code === 'no-bucket')) {
         throw new NoRepositoryError(storage.location, e.code === 'no-bucket' ? e.message : undefined);
       }
       throw e;
     }
-    const { key, master } = await unlockMasterKey(storage, password);
+    const { key, master } = await unlocking;
     const { encryption } = deriveSubkeys(master);
     const config = openJson(encryption, 'config', 'config', configBytes, configSchema);
     if (config.version !== FORMAT_VERSION) throw new UnsupportedVersionError('the repository', config.version);
     const repo = Repository.fromMaster(storage, config, master, key.id, opts);
-    if (opts.sync ?? true) {
+    repo.keyKdf = key.file.kdf;
+    if (listings !== null) {
       try {
-        await repo.syncIndex();
-        await repo.syncSnapshots();
+        await Promise.all([repo.syncIndex(listings.index), repo.syncSnapshots(listings.snapshots)]);
       } catch (e) {
         await repo.close();
         throw e;
@@ -360,8 +373,9 @@ export class Repository {
   private async listingChanges(
     folder: 'index' | 'snapshots',
     known: Set<string>,
+    listed?: Promise<Array<{ id: string; size: number }>>,
   ): Promise<{ toFetch: string[]; removed: string[]; sizes: Map<string, number> }> {
-    const sizes = new Map((await listObjects(this.storage, folder)).map((o) => [o.id, o.size]));
+    const sizes = new Map((await (listed ?? listObjects(this.storage, folder))).map((o) => [o.id, o.size]));
     return {
       toFetch: [...sizes.keys()].filter((id) => !known.has(id)),
       removed: [...known].filter((id) => !sizes.has(id)),
@@ -375,8 +389,8 @@ export class Repository {
    * in `unreadableIndex`: reads go on with the rest, and prune refuses to run until
    * `repair index` has mended it.
    */
-  async syncIndex(): Promise<{ added: number; removed: number }> {
-    const { toFetch, removed, sizes } = await this.listingChanges('index', this.cache.indexIds());
+  async syncIndex(listed?: Promise<Array<{ id: string; size: number }>>): Promise<{ added: number; removed: number }> {
+    const { toFetch, removed, sizes } = await this.listingChanges('index', this.cache.indexIds(), listed);
     this.unreadableIndex.clear();
     // each file goes into the cache as soon as it is read, at most ~4 MiB of them (stored) in flight:
     // a large index never sits in memory whole
@@ -400,8 +414,8 @@ export class Repository {
   }
 
   /** Like syncIndex for snapshots: an unreadable one is skipped with a warning (prune then refuses). */
-  async syncSnapshots(): Promise<{ added: number; removed: number }> {
-    const { toFetch, removed } = await this.listingChanges('snapshots', this.cache.snapshotIds());
+  async syncSnapshots(listed?: Promise<Array<{ id: string; size: number }>>): Promise<{ added: number; removed: number }> {
+    const { toFetch, removed } = await this.listingChanges('snapshots', this.cache.snapshotIds(), listed);
     this.unreadableSnapshots.clear();
     const loaded = await mapLimit(toFetch, 8, async (id) => {
       const name = `snapshots/${id}`;

@@ -19,8 +19,9 @@ export interface OpenStorageOptions {
 
 /**
  * Opens `s3:https://host/bucket/prefix`, `local:/dir` or a path. For S3, conditional
- * put is probed now (retried like any operation); a missing bucket or read-only
- * credentials leave it unprobed (false) rather than failing: `create()` probes later.
+ * put is probed in the background (retried like any operation; Storage.ready() waits for it);
+ * a missing bucket or read-only credentials leave it unprobed (false) rather than failing:
+ * `create()` probes later.
  * Malformed locations throw a plain Error with a one-line reason.
  */
 export async function openStorage(location: string, opts: OpenStorageOptions = {}): Promise<Storage> {
@@ -50,14 +51,11 @@ export async function openStorage(location: string, opts: OpenStorageOptions = {
       throw e;
     }
   }
-  try {
-    await withRetry(() => s3.probeConditionalPut(), retry);
-  } catch (e) {
+  // only a lock (and init) needs the answer: they wait for it with ready(), and meanwhile its
+  // requests overlap the repository's first reads
+  s3.probeInBackground(withRetry(() => s3.probeConditionalPut(), retry).then(() => undefined, (e: unknown) => {
     const code = e instanceof StorageError ? e.code : undefined;
-    if (code !== 'no-bucket' && code !== 'access-denied') {
-      await s3.close();
-      throw e;
-    }
-  }
+    if (code !== 'no-bucket' && code !== 'access-denied') throw e;
+  }));
   return new RetryStorage(s3, retry);
 }

@@ -89,6 +89,10 @@ export class RetryStorage implements Storage {
   get supportsConditionalPut(): boolean {
     return this.inner.supportsConditionalPut;
   }
+
+  ready(): Promise<void> {
+    return this.inner.ready?.() ?? Promise.resolve();
+  }
   get consistentListing(): boolean {
     return this.inner.consistentListing === true;
   }

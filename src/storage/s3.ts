@@ -75,6 +75,10 @@ export class S3Storage implements Storage {
   private readonly partSize: number;
   private readonly pageSize: number;
   private conditional: boolean | undefined; // undefined until probed
+  /** The conditional-put probe under way (reset when it fails, so a retry probes again). */
+  private probing: Promise<boolean> | null = null;
+  /** What ready() waits for: the probe started by openStorage, if any. */
+  private known: Promise<void> = Promise.resolve();
   private bucketSeen = false;
   readonly objectLock: ObjectLockSetting | undefined;
 
@@ -134,8 +138,30 @@ export class S3Storage implements Storage {
    * The answer is cached. Stores that ignore the header (second put succeeds) or refuse
    * it (501 NotImplemented, 400) count as unsupported.
    */
-  async probeConditionalPut(): Promise<boolean> {
-    if (this.conditional !== undefined) return this.conditional;
+  probeConditionalPut(): Promise<boolean> {
+    if (this.conditional !== undefined) return Promise.resolve(this.conditional);
+    this.probing ??= this.runConditionalPutProbe().catch((e: unknown) => {
+      this.probing = null;
+      throw e;
+    });
+    return this.probing;
+  }
+
+  /**
+   * Lets {@link ready} wait for a probe started without waiting for it (openStorage: the probe's
+   * three requests overlap the repository's first reads and the key derivation).
+   */
+  probeInBackground(probe: Promise<void>): void {
+    probe.catch(() => undefined);
+    this.known = probe;
+  }
+
+  /** Resolves once supportsConditionalPut is settled; rejects with what the probe met. */
+  ready(): Promise<void> {
+    return this.known;
+  }
+
+  private async runConditionalPutProbe(): Promise<boolean> {
     const name = `locks/.probe-${randomBytes(8).toString('hex')}`;
     const body = Buffer.from('lifeboat conditional put probe\n');
     const refused = (e: unknown): boolean =>

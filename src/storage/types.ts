@@ -48,8 +48,13 @@ export interface PutOptions {
 export interface Storage {
   /** Human-readable location for messages; never contains credentials. */
   readonly location: string;
-  /** True when put({ifNoneMatch}) is atomic on this store. */
+  /** True when put({ifNoneMatch}) is atomic on this store (once ready() has resolved). */
   readonly supportsConditionalPut: boolean;
+  /**
+   * Optional: resolves once what the store supports is known (S3 probes conditional puts in the
+   * background); rejects with the error the probe met. Read supportsConditionalPut after it.
+   */
+  ready?(): Promise<void>;
   /**
    * True when an object whose put has returned is in every later list (a local directory;
    * not assumed of S3-compatible stores). Taking a lock then needs no settling wait before its

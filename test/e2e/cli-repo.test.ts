@@ -163,6 +163,12 @@ describe('lifeboat CLI on S3 (OpenStack Swift)', () => {
     expect(init.code).toBe(0);
     const list = JSON.parse((await runCli(['key', 'list', '--json'], env)).stdout) as unknown[];
     expect(list).toHaveLength(1);
+    // the open left the key file's KDF parameters for the next command's early derivation
+    const hints = fs.readdirSync(path.join(env.LIFEBOAT_CACHE_DIR, 'kdf-hints'));
+    expect(hints).toHaveLength(1);
+    const hint = JSON.parse(fs.readFileSync(path.join(env.LIFEBOAT_CACHE_DIR, 'kdf-hints', hints[0]!), 'utf8')) as Record<string, unknown>;
+    expect(Object.keys(hint).sort()).toEqual(['algorithm', 'memlimit', 'opslimit', 'salt']);
+    expect((await runCli(['key', 'list', '--json'], env)).code).toBe(0);
 
     const missing = await runCli(['key', 'list'], { ...env, LIFEBOAT_REPOSITORY: `s3:${s3Endpoint()}/${randomBucketName()}` });
     expect(missing.code).toBe(10);

@@ -33,6 +33,9 @@ describe('openStorage', () => {
     const b = await openStorage(`s3:${compat.endpoint}/${compat.bucket}/some/prefix`);
     try {
       expect((a as RetryStorage).inner).toBeInstanceOf(S3Storage);
+      // probed in the background: ready() settles it
+      await a.ready!();
+      await b.ready!();
       expect(a.supportsConditionalPut).toBe(false);
       expect(b.supportsConditionalPut).toBe(true);
       await b.put('locks/one', Buffer.from('1'), { ifNoneMatch: true });

@@ -148,19 +148,23 @@ describe('S3Storage on Swift', () => {
     const port = await closedPort();
     const retries: number[] = [];
     const t0 = Date.now();
-    const err = await storageError(
-      openStorage(`s3:http://127.0.0.1:${port}/bucket`, {
-        retry: { attempts: 3, baseMs: 10, capMs: 50 },
-        onRetry: (_e, attempt) => retries.push(attempt),
-      }),
-    );
+    // opening only starts the conditional-put probe; the first request (the probe here, as a
+    // lock waits for it) meets the closed port
+    const storage = await openStorage(`s3:http://127.0.0.1:${port}/bucket`, {
+      retry: { attempts: 3, baseMs: 10, capMs: 50 },
+      onRetry: (_e, attempt) => retries.push(attempt),
+    });
+    const err = await storageError(storage.ready!());
+    const read = await storageError(storage.get('config'));
+    await storage.close();
+    expect(read.code).toBe('unreachable');
     expect(Date.now() - t0).toBeLessThan(5_000);
     expect(err.code).toBe('unreachable');
     expect(err.retryable).toBe(true);
     expect(err.message).toBe(
       `cannot reach S3 endpoint http://127.0.0.1:${port}/bucket: connect ECONNREFUSED 127.0.0.1:${port}`,
     );
-    expect(retries).toEqual([1, 2]);
+    expect(retries).toEqual([1, 2, 1, 2]);
   });
 
   it('stores every name under the prefix of the location', async () => {
