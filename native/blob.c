@@ -373,6 +373,9 @@ napi_value blob_seal(napi_env env, napi_callback_info info) {
   if (!bytes_arg(env, argv[5], &out, &out_len) || out_len < len + NONCE_BYTES + 1 + TAG_BYTES) return fail(env, "sealBlob: the output needs data.length + 41 bytes");
   if (!bytes_arg(env, argv[6], &id_out, &id_out_len) || id_out_len != ID_BYTES) return fail(env, "sealBlob: idOut must be 32 bytes");
   if (out < data + len && data < out + out_len) return fail(env, "sealBlob: the output overlaps the data");
+  if ((id_out < out + out_len && out < id_out + ID_BYTES) || (id != NULL && id < out + out_len && out < id + ID_BYTES)) {
+    return fail(env, "sealBlob: the output overlaps the id");
+  }
   thread_state *s = state();
   if (s == NULL) return fail(env, "sealBlob: out of memory");
   uint8_t computed[ID_BYTES];

@@ -10,7 +10,8 @@ import { packName } from '../repo/repository.js';
 import { ScratchDb } from '../cache/scratch-db.js';
 import { openJson } from '../repo/sealed.js';
 import { snapshotSchema } from '../repo/formats.js';
-import { openBlob } from '../repo/blob.js';
+import { openBlobInto } from '../repo/blob.js';
+import { DEFAULT_MAX_SIZE } from '../repo/compress.js';
 import { parsePackTail, verifyPackBytes, type PackEntry } from '../repo/pack.js';
 import { toHex } from '../util/hex.js';
 import { ReachWalker } from './reach.js';
@@ -59,6 +60,17 @@ export interface CheckResult {
 
 /** Most bytes of tree plaintext check --read-data keeps from the packs it read, for the tree walk. */
 const VERIFIED_TREES_MAX = 128 * 1024 * 1024;
+
+/** The data blobs a --read-data check opens go here (their plaintext is not kept), grown to the largest. */
+let openScratch: Buffer | null = null;
+
+/** Room for a blob's plaintext of `n` bytes (a pack header's claim): its own buffer, or the shared scratch. */
+function plaintextBuffer(n: number, own: boolean): Buffer {
+  if (n > DEFAULT_MAX_SIZE) throw new Error(`the pack header says ${n} bytes, more than a blob may hold (${DEFAULT_MAX_SIZE})`);
+  if (own) return Buffer.allocUnsafe(n);
+  if (openScratch === null || openScratch.length < n) openScratch = Buffer.allocUnsafe(Math.max(n, 1 << 20));
+  return openScratch.subarray(0, n);
+}
 
 export async function checkRepository(repo: Repository, opts: CheckOptions = {}): Promise<CheckResult> {
   // trees as the repository holds them, not as the local cache remembers them
@@ -165,8 +177,12 @@ export async function checkRepository(repo: Repository, opts: CheckOptions = {})
             entries = r;
             for (const e of entries) {
               try {
-                const plain = openBlob(repo.keys, e.id, bytes.subarray(e.offset, e.offset + e.length), name);
-                if (e.type === 'tree' && treesHeld + plain.length <= VERIFIED_TREES_MAX) {
+                // data blobs are opened into one reused buffer (nothing of them is kept); a tree
+                // that stays for step 5 gets its own
+                const keep = e.type === 'tree' && treesHeld + e.rawLength <= VERIFIED_TREES_MAX;
+                const plain = plaintextBuffer(e.rawLength, keep);
+                openBlobInto(repo.keys, e.id, bytes.subarray(e.offset, e.offset + e.length), plain, name);
+                if (keep) {
                   verifiedTrees.set(toHex(e.id), plain);
                   treesHeld += plain.length;
                 }
