@@ -108,8 +108,8 @@ function scan(buf: Uint8Array, i: number, end: number, base: number, h: number,
   return cut;
 }
 
-/** {@link scan} in TypeScript: the reference for the native scan (exported for its tests). */
-export function scanJs(buf: Uint8Array, i: number, end: number, base: number, h: number,
+/** {@link scan} in TypeScript: the reference for the native scan (see scanReference). */
+function scanJs(buf: Uint8Array, i: number, end: number, base: number, h: number,
                        gear: Int32Array, min: number, avg: number, max: number, maskS: number, maskL: number): number {
   const skipTo = base + min;
   if (i < skipTo) i = skipTo;

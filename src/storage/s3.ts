@@ -437,6 +437,8 @@ export class S3Storage implements Storage {
   }
 
   async close(): Promise<void> {
+    // a probe still under way finishes first: cut off, it could leave its object in locks/
+    await this.known.catch(() => undefined);
     this.client.destroy();
   }
 

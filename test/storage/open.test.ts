@@ -1,4 +1,4 @@
-/** openStorage: the right backend, wrapped for retries, with conditional put probed. */
+/** openStorage: the right backend, wrapped for retries, with conditional put probed (in the background). */
 import * as path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { openStorage } from '../../src/storage/open.js';
@@ -46,6 +46,19 @@ describe('openStorage', () => {
       await a.close();
       await b.close();
     }
+  });
+
+  it('closing at once waits for the background probe: no probe object is left in locks/', async () => {
+    const compat = await makeCompatS3();
+    // closed before, during and after the probe's three requests
+    for (const delayMs of [0, 2, 5, 10, 20, 40]) {
+      const s = await openStorage(`s3:${compat.endpoint}/${compat.bucket}`);
+      await new Promise((r) => setTimeout(r, delayMs));
+      await s.close();
+    }
+    const left: string[] = [];
+    for await (const o of compat.list('locks/')) left.push(o.name);
+    expect(left).toEqual([]);
   });
 
   it('opens a missing bucket (for init); create() makes it and probes', async () => {
