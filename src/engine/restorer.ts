@@ -356,7 +356,9 @@ export async function restore(repo: Repository, snapshotId: string, opts: Restor
     }
   };
   const handle = async (e: Entry): Promise<number> => {
-    if (e.fd === undefined && e.creating) await e.creating;
+    // the inode is created in the thread pool (≈ 80 µs of kernel time per file, which on this
+    // thread held up everything else), the file then opened here (a few µs)
+    if (e.fd === undefined) await createAhead(e);
     if (e.fd === undefined) {
       e.fd = fs.openSync(e.tmp!, e.created ? O_EXISTING : O_NEW, 0o600);
       e.created = true;
@@ -519,6 +521,8 @@ export async function restore(repo: Repository, snapshotId: string, opts: Restor
         }
       }
       await room(need.size);
+      // the group's files are created at once, in the thread pool
+      await Promise.all([...need].map(createAhead));
       const all: WriteTarget[][] = [];
       for (const b of group) {
         const targets: WriteTarget[] = [];
