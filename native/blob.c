@@ -31,6 +31,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <node_api.h>
@@ -355,25 +356,46 @@ napi_value blob_native_available(napi_env env, napi_callback_info info) {
   return result;
 }
 
-napi_value blob_seal(napi_env env, napi_callback_info info) {
+/* True when [a, a + alen) and [b, b + blen) share a byte. */
+static int overlap(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
+  return a < b + blen && b < a + alen;
+}
+
+/* What sealBlob and openBlob check first: the libraries, the argument count and the two keys
+   (argv[0], argv[1]). 0 with a RangeError thrown when something is wrong. */
+static int begin(napi_env env, napi_callback_info info, const char *fn, size_t want, napi_value *argv,
+                 uint8_t **enc_key, uint8_t **id_key) {
+  char msg[96];
+  size_t argc = want;
   pthread_once(&load_once, load);
-  if (!available) return fail(env, "sealBlob: libzstd or OpenSSL is not available");
-  size_t argc = 7;
+  if (!available) {
+    snprintf(msg, sizeof msg, "%s: libzstd or OpenSSL is not available", fn);
+  } else if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != want) {
+    snprintf(msg, sizeof msg, "%s: %zu arguments expected", fn, want);
+  } else if (!key_arg(env, argv[0], enc_key) || !key_arg(env, argv[1], id_key)) {
+    snprintf(msg, sizeof msg, "%s: keys must be 32 bytes", fn);
+  } else {
+    return 1;
+  }
+  fail(env, msg);
+  return 0;
+}
+
+napi_value blob_seal(napi_env env, napi_callback_info info) {
   napi_value argv[7];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 7) return fail(env, "sealBlob: 7 arguments expected");
   uint8_t *enc_key, *id_key, *data, *id = NULL, *out, *id_out;
   size_t len, out_len, id_len, id_out_len;
   napi_valuetype t;
   int32_t level;
-  if (!key_arg(env, argv[0], &enc_key) || !key_arg(env, argv[1], &id_key)) return fail(env, "sealBlob: keys must be 32 bytes");
+  if (!begin(env, info, "sealBlob", 7, argv, &enc_key, &id_key)) return NULL;
   if (!bytes_arg(env, argv[2], &data, &len)) return fail(env, "sealBlob: data must be a Uint8Array");
   if (napi_typeof(env, argv[3], &t) != napi_ok) return NULL;
   if (t != napi_null && (!bytes_arg(env, argv[3], &id, &id_len) || id_len != ID_BYTES)) return fail(env, "sealBlob: id must be 32 bytes or null");
   if (napi_get_value_int32(env, argv[4], &level) != napi_ok) return fail(env, "sealBlob: level must be a number");
   if (!bytes_arg(env, argv[5], &out, &out_len) || out_len < len + NONCE_BYTES + 1 + TAG_BYTES) return fail(env, "sealBlob: the output needs data.length + 41 bytes");
   if (!bytes_arg(env, argv[6], &id_out, &id_out_len) || id_out_len != ID_BYTES) return fail(env, "sealBlob: idOut must be 32 bytes");
-  if (out < data + len && data < out + out_len) return fail(env, "sealBlob: the output overlaps the data");
-  if ((id_out < out + out_len && out < id_out + ID_BYTES) || (id != NULL && id < out + out_len && out < id + ID_BYTES)) {
+  if (overlap(out, out_len, data, len)) return fail(env, "sealBlob: the output overlaps the data");
+  if (overlap(out, out_len, id_out, ID_BYTES) || (id != NULL && overlap(out, out_len, id, ID_BYTES))) {
     return fail(env, "sealBlob: the output overlaps the id");
   }
   thread_state *s = state();
@@ -392,18 +414,14 @@ napi_value blob_seal(napi_env env, napi_callback_info info) {
 }
 
 napi_value blob_open(napi_env env, napi_callback_info info) {
-  pthread_once(&load_once, load);
-  if (!available) return fail(env, "openBlob: libzstd or OpenSSL is not available");
-  size_t argc = 5;
   napi_value argv[5];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 5) return fail(env, "openBlob: 5 arguments expected");
   uint8_t *enc_key, *id_key, *sealed, *id, *out;
   size_t slen, id_len, out_len;
-  if (!key_arg(env, argv[0], &enc_key) || !key_arg(env, argv[1], &id_key)) return fail(env, "openBlob: keys must be 32 bytes");
+  if (!begin(env, info, "openBlob", 5, argv, &enc_key, &id_key)) return NULL;
   if (!bytes_arg(env, argv[2], &sealed, &slen)) return fail(env, "openBlob: sealed must be a Uint8Array");
   if (!bytes_arg(env, argv[3], &id, &id_len) || id_len != ID_BYTES) return fail(env, "openBlob: id must be 32 bytes");
   if (!bytes_arg(env, argv[4], &out, &out_len)) return fail(env, "openBlob: out must be a Uint8Array");
-  if (out < sealed + slen && sealed < out + out_len) return fail(env, "openBlob: the output overlaps the input");
+  if (overlap(out, out_len, sealed, slen)) return fail(env, "openBlob: the output overlaps the input");
   thread_state *s = state();
   if (s == NULL) return fail(env, "openBlob: out of memory");
   uint8_t id_copy[ID_BYTES];
