@@ -2,7 +2,7 @@
  * `lifeboat doctor`: one line per check, each problem with its fix. Checks the config, the secret
  * files' modes, the repository and password, the clock against the S3 server's, the database
  * tools, inotify limits against the watched trees, the cache's free space, the cloud (when instance
- * snapshots are configured), the package hooks, and the agent itself.
+ * snapshots are configured), the package hooks, the native fast paths, and the agent itself.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -13,6 +13,7 @@ import { socketPath, stateDir } from './paths.js';
 import { agentRequest } from './control-client.js';
 import { hookStatus, HOOK_KINDS } from '../hooks/install.js';
 import { openProvider } from '../cloud/open.js';
+import { nativeStatus } from '../native/index.js';
 
 export type Verdict = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -85,6 +86,33 @@ function countDirs(roots: string[], limit: number): number {
   return n;
 }
 
+/**
+ * The native fast paths: all in use is ok; any missing works (in TypeScript or WebAssembly, the
+ * same format) but slower, a warning naming what to install.
+ */
+function nativeFinding(): Finding {
+  const n = nativeStatus();
+  if (!n.helper) {
+    return { check: 'native code', verdict: 'warn', message: 'the native helper does not load: xattrs, nanosecond times and FIFOs cannot be restored, and everything runs slower', fix: 'reinstall lifeboat (npm ci builds build/Release/lifeboat_native.node)' };
+  }
+  const missing: string[] = [];
+  const fixes: string[] = [];
+  if (!n.chunker) missing.push('chunker in TypeScript (LIFEBOAT_NATIVE_CDC=0)');
+  if (!n.blobs) {
+    missing.push('blobs sealed in TypeScript (no libzstd.so.1 or OpenSSL, or LIFEBOAT_NATIVE_BLOB=0)');
+    fixes.push('install libzstd1');
+  }
+  if (!n.argon2id) {
+    missing.push('Argon2id in WebAssembly (no libsodium, or LIFEBOAT_NATIVE_KDF=0)');
+    fixes.push('install libsodium23');
+  }
+  if (missing.length === 0) return { check: 'native code', verdict: 'ok', message: 'chunker, blob sealing (libzstd, OpenSSL) and Argon2id (libsodium) run natively' };
+  return {
+    check: 'native code', verdict: 'warn', message: `slower paths in use: ${missing.join('; ')}`,
+    ...(fixes.length > 0 ? { fix: fixes.join(', ') } : {}),
+  };
+}
+
 export async function runDoctor(o: DoctorInput): Promise<Finding[]> {
   const out: Finding[] = [];
   const c = o.config?.config;
@@ -98,6 +126,8 @@ export async function runDoctor(o: DoctorInput): Promise<Finding[]> {
     if (jobs.length > 0 && !jobs.some((j) => j.schedule)) out.push({ check: 'schedules', verdict: 'warn', message: 'no job has a schedule: the agent would do nothing on its own', fix: 'add schedule: "30 2 * * *" to a backup' });
     if (jobs.some((j) => j.kind === 'backup') && !c!.restore_test) out.push({ check: 'restore test', verdict: 'warn', message: 'no restore_test: section: nothing proves the backups can be restored', fix: 'add restore_test: {schedule: "0 6 * * *"}' });
   }
+
+  out.push(nativeFinding());
 
   // secrets
   if (o.passwordFile) out.push(secretMode('password file', o.passwordFile));

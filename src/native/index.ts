@@ -245,3 +245,25 @@ export function nativeBlob(): NativeBlob | null {
     return null;
   }
 }
+
+/** Which of lifeboat's native fast paths this process uses (`lifeboat doctor` reports it). */
+export interface NativeStatus {
+  /** The helper (build/Release/lifeboat_native.node) loads. */
+  helper: boolean;
+  /** The chunker's scan runs in C. */
+  chunker: boolean;
+  /** Blobs are sealed and opened in C (the helper, libzstd.so.1 and OpenSSL are all there). */
+  blobs: boolean;
+  /** Argon2id runs in the system's libsodium. */
+  argon2id: boolean;
+}
+
+export function nativeStatus(): NativeStatus {
+  if (!nativeAvailable()) return { helper: false, chunker: false, blobs: false, argon2id: false };
+  return {
+    helper: true,
+    chunker: nativeCdcScan() !== null,
+    blobs: nativeBlob() !== null,
+    argon2id: process.env.LIFEBOAT_NATIVE_KDF !== '0' && load().argon2idAvailable(),
+  };
+}

@@ -539,6 +539,8 @@ databases:
     expect(by('password file')?.verdict).toBe('ok');
     expect(by('repository')).toMatchObject({ verdict: 'ok', message: expect.stringContaining('opens with the password') });
     expect(by('inotify')?.verdict).toBe('ok');
+    // this machine has the helper, libzstd and libsodium: every fast path is in use
+    expect(by('native code')).toMatchObject({ verdict: 'ok', message: expect.stringContaining('run natively') });
     expect(by('restore test')?.verdict).toBe('warn');
     expect(by('agent')?.verdict).toBe('warn');
     expect(by('databases.pg')?.verdict).toMatch(/ok|fail/);
