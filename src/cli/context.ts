@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { openStorage } from '../storage/open.js';
+import { parseLocation } from '../storage/url.js';
 import type { Storage } from '../storage/types.js';
 import type { ObjectLockSetting } from '../storage/s3.js';
 import { Repository } from '../repo/repository.js';
@@ -91,7 +92,7 @@ export class CliContext {
       });
       repo.appendOnly = this.appendOnly();
       const location = this.repositoryLocation();
-      if (repo.keyKdf !== null && /^[a-z0-9]+:/i.test(location) && !location.startsWith('local:')) {
+      if (repo.keyKdf !== null && parseLocation(location).kind !== 'local') {
         saveKdfHint(defaultCacheDir(this.globals.cacheDir), location, repo.keyKdf);
       }
       return repo;

@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { defaultCacheDir } from '../repo/cache-dir.js';
+import { parseLocation } from '../storage/url.js';
 import { prefetchKey } from '../repo/kdf.js';
 import { mayUseConfig } from './config-module.js';
 
@@ -80,13 +81,13 @@ export function startEarlyKdf(argv: string[], env: NodeJS.ProcessEnv = process.e
   try {
     const loc = flagValue(argv, ['-r', '--repo']) ?? env.LIFEBOAT_REPOSITORY;
     if (!loc) return;
-    const remote = /^[a-z0-9]+:/i.test(loc) && !loc.startsWith('local:');
+    const where = parseLocation(loc);
     const file = flagValue(argv, ['-p', '--password-file']) ?? env.LIFEBOAT_PASSWORD_FILE;
     // only a regular file may be read twice: a FIFO or /dev/stdin would be consumed here
     if (file && !fs.statSync(file).isFile()) return;
     const password = file ? fs.readFileSync(file, 'utf8').replace(/\r?\n$/, '') : env.LIFEBOAT_PASSWORD;
     if (!password) return;
-    if (remote) {
+    if (where.kind !== 'local') {
       // the cache directory as CliContext finds it; a config file may name another one
       const flag = flagValue(argv, ['--cache-dir']);
       if (flag === undefined && !env.LIFEBOAT_CACHE_DIR && mayUseConfig(argv, env)) return;
@@ -94,7 +95,7 @@ export function startEarlyKdf(argv: string[], env: NodeJS.ProcessEnv = process.e
       prefetchFrom(password, hint);
       return;
     }
-    const dir = path.resolve(loc.startsWith('local:') ? loc.slice('local:'.length) : loc);
+    const dir = where.path;
     const names = fs.readdirSync(path.join(dir, 'keys')).filter((n) => /^[0-9a-f]{64}$/.test(n));
     if (names.length === 0 || names.length > 4) return;
     const files = names.map((n) => JSON.parse(fs.readFileSync(path.join(dir, 'keys', n), 'utf8')) as {

@@ -204,17 +204,23 @@ export function raiseNoFileLimit(max = 1 << 20): number {
 /**
  * Argon2id v1.3 (crypto_pwhash, ALG_ARGON2ID13) through the system's libsodium, derived in libuv's
  * thread pool: the same function as libsodium-wrappers-sumo's WASM build, about 2.5× faster.
- * null when the native helper or a libsodium to load (Debian: libsodium23) is missing.
+ * null when the native helper or a libsodium to load (Debian: libsodium23) is missing, or with
+ * LIFEBOAT_NATIVE_KDF=0 (the WASM build then derives: the tests compare the two).
  */
 export function nativeArgon2id(password: Buffer, salt: Uint8Array, opslimit: number, memlimit: number, keyBytes: number): Promise<Buffer> | null {
-  let b: Binding;
+  const b = argon2idBinding();
+  return b === null ? null : b.argon2id(password, Buffer.from(salt), opslimit, memlimit, keyBytes);
+}
+
+/** The helper when it can derive with the system's libsodium and LIFEBOAT_NATIVE_KDF is not 0, else null. */
+function argon2idBinding(): Binding | null {
+  if (process.env.LIFEBOAT_NATIVE_KDF === '0') return null;
   try {
-    b = load();
-    if (!b.argon2idAvailable()) return null;
+    const b = load();
+    return b.argon2idAvailable() ? b : null;
   } catch {
     return null;
   }
-  return b.argon2id(password, Buffer.from(salt), opslimit, memlimit, keyBytes);
 }
 
 /**
@@ -264,6 +270,6 @@ export function nativeStatus(): NativeStatus {
     helper: true,
     chunker: nativeCdcScan() !== null,
     blobs: nativeBlob() !== null,
-    argon2id: process.env.LIFEBOAT_NATIVE_KDF !== '0' && load().argon2idAvailable(),
+    argon2id: argon2idBinding() !== null,
   };
 }

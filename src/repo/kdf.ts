@@ -131,14 +131,12 @@ function runKdfWorker(password: string, params: KdfParams, background = false, o
  * worker. LIFEBOAT_NATIVE_KDF=0 forces the WASM path (the tests compare the two).
  */
 function runKdf(password: string, params: KdfParams, background = false, onWorker?: (w: Worker) => void): Promise<Uint8Array> {
-  if (process.env.LIFEBOAT_NATIVE_KDF !== '0') {
-    const pw = Buffer.from(password, 'utf8');
-    try {
-      const key = nativeArgon2id(pw, params.salt, params.opslimit, params.memlimit, KDF_KEY_BYTES);
-      if (key) return key.catch((e: unknown) => Promise.reject(new Error(`Argon2id failed: ${(e as Error).message}`)));
-    } finally {
-      pw.fill(0);
-    }
+  const pw = Buffer.from(password, 'utf8');
+  try {
+    const key = nativeArgon2id(pw, params.salt, params.opslimit, params.memlimit, KDF_KEY_BYTES);
+    if (key) return key.catch((e: unknown) => Promise.reject(new Error(`Argon2id failed: ${(e as Error).message}`)));
+  } finally {
+    pw.fill(0);
   }
   return runKdfWorker(password, params, background, onWorker);
 }
