@@ -214,10 +214,18 @@ export function nativeArgon2id(password: Buffer, salt: Uint8Array, opslimit: num
 
 /** The helper when it can derive with the system's libsodium and LIFEBOAT_NATIVE_KDF is not 0, else null. */
 function argon2idBinding(): Binding | null {
-  if (process.env.LIFEBOAT_NATIVE_KDF === '0') return null;
+  const b = switchedOn('LIFEBOAT_NATIVE_KDF');
+  return b !== null && b.argon2idAvailable() ? b : null;
+}
+
+/**
+ * The helper, for a fast path the environment variable `name` has not switched off (`0`); null
+ * then, or when the helper does not load. Each path's own checks come on top.
+ */
+function switchedOn(name: string): Binding | null {
+  if (process.env[name] === '0') return null;
   try {
-    const b = load();
-    return b.argon2idAvailable() ? b : null;
+    return load();
   } catch {
     return null;
   }
@@ -228,13 +236,8 @@ function argon2idBinding(): Binding | null {
  * the chunker then runs its TypeScript scan, which finds the same cuts ≈ 6× slower.
  */
 export function nativeCdcScan(): CdcScan | null {
-  if (process.env.LIFEBOAT_NATIVE_CDC === '0') return null;
-  try {
-    const b = load();
-    return typeof b.cdcScan === 'function' ? b.cdcScan : null;
-  } catch {
-    return null;
-  }
+  const b = switchedOn('LIFEBOAT_NATIVE_CDC');
+  return b !== null && typeof b.cdcScan === 'function' ? b.cdcScan : null;
 }
 
 /**
@@ -242,14 +245,9 @@ export function nativeCdcScan(): CdcScan | null {
  * OpenSSL in the process (or with LIFEBOAT_NATIVE_BLOB=0): blobs are then sealed in TypeScript.
  */
 export function nativeBlob(): NativeBlob | null {
-  if (process.env.LIFEBOAT_NATIVE_BLOB === '0') return null;
-  try {
-    const b = load();
-    if (typeof b.blobNativeAvailable !== 'function' || !b.blobNativeAvailable()) return null;
-    return { seal: b.sealBlob, open: b.openBlob };
-  } catch {
-    return null;
-  }
+  const b = switchedOn('LIFEBOAT_NATIVE_BLOB');
+  if (b === null || typeof b.blobNativeAvailable !== 'function' || !b.blobNativeAvailable()) return null;
+  return { seal: b.sealBlob, open: b.openBlob };
 }
 
 /** Which of lifeboat's native fast paths this process uses (`lifeboat doctor` reports it). */
